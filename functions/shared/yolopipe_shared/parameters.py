@@ -1,0 +1,235 @@
+"""Pipeline parameters, defined once: name, type, default, bounds, help.
+
+Read by the pipeline definition (pipeline/definition.py turns each spec into a SageMaker
+Parameter), the trigger (per-dataset overrides), the CLI (`yolopipe run --epochs ...`) and the
+notifier (what to show). Nothing else declares a parameter.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import ParameterError
+
+Kind = Literal["string", "integer", "float", "boolean"]
+Value = str | int | float | bool
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One pipeline parameter and the rules every entry point checks it against."""
+
+    name: str
+    kind: Kind
+    default: Value
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    pattern: str | None = None
+    #: Step of an integer's allowed values (ImageSize is a multiple of 32).
+    multiple_of: int | None = None
+    #: May a dataset's overrides file set it? (A dataset must not lower its own quality gate.)
+    overridable: bool = True
+    #: Must be given when an execution starts (no useful default).
+    required: bool = False
+    #: Extra check with its own message, for rules the bounds cannot say.
+    note_over_maximum: str | None = None
+
+    @property
+    def snake(self) -> str:
+        """`MinMap50_95` -> `min_map50_95`: the Python / YAML spelling."""
+        return _snake(self.name)
+
+    @property
+    def flag(self) -> str:
+        """`MinMap50_95` -> `--min-map50-95`: the CLI spelling."""
+        return "--" + self.snake.replace("_", "-")
+
+    def coerce(self, raw: object) -> Value:
+        """Parse and check one value; raise ParameterError with a one-line fix on failure."""
+        value = self._parse(raw)
+        self._check(value)
+        return value
+
+    def _parse(self, raw: object) -> Value:
+        if self.kind == "boolean":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ParameterError(f"{self.name} must be true or false, got {raw!r}")
+        if self.kind == "integer":
+            if isinstance(raw, bool):
+                raise ParameterError(f"{self.name} must be an integer, got {raw!r}")
+            try:
+                number = float(str(raw).strip())
+            except ValueError:
+                raise ParameterError(f"{self.name} must be an integer, got {raw!r}") from None
+            if not number.is_integer():
+                raise ParameterError(f"{self.name} must be an integer, got {raw!r}")
+            return int(number)
+        if self.kind == "float":
+            if isinstance(raw, bool):
+                raise ParameterError(f"{self.name} must be a number, got {raw!r}")
+            try:
+                return float(str(raw).strip())
+            except ValueError:
+                raise ParameterError(f"{self.name} must be a number, got {raw!r}") from None
+        return str(raw).strip()
+
+    def _check(self, value: Value) -> None:
+        if self.choices is not None and str(value) not in self.choices:
+            raise ParameterError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
+            raise ParameterError(f"{self.name} {value!r} is not valid: {self.help}")
+        if self.kind in ("integer", "float") and not isinstance(value, bool):
+            assert isinstance(value, int | float)
+            if self.minimum is not None and value < self.minimum:
+                raise ParameterError(f"{self.name} must be at least {_num(self.minimum)}, got {value}")
+            if self.maximum is not None and value > self.maximum:
+                hint = f"; {self.note_over_maximum}" if self.note_over_maximum else ""
+                raise ParameterError(f"{self.name} must be at most {_num(self.maximum)}, got {value}{hint}")
+            if self.multiple_of and int(value) % self.multiple_of:
+                raise ParameterError(f"{self.name} must be a multiple of {self.multiple_of}, got {value}")
+
+    def to_string(self, value: Value) -> str:
+        """The string SageMaker's StartPipelineExecution takes for this parameter."""
+        if self.kind == "boolean":
+            return "true" if value else "false"
+        return str(value)
+
+
+def _snake(name: str) -> str:
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    return text.replace("S3_Uri", "s3_uri").lower()
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec(
+        "DatasetS3Uri", "string", "",
+        "S3 URI of the dataset folder, s3://<bucket>/datasets/<name>/ (data.yaml at its root)",
+        pattern=r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+/", overridable=False, required=True,
+    ),
+    ParameterSpec(
+        "ModelVariant", "string", "n",
+        "YOLO11 size: n (fastest, cheapest), s, m, l or x (most accurate)",
+        choices=("n", "s", "m", "l", "x"),
+    ),
+    ParameterSpec("Epochs", "integer", 100, "training epochs (early stopping may end sooner)",
+                  minimum=1, maximum=1000),
+    ParameterSpec(
+        "BatchSize", "integer", -1,
+        "images per batch; -1 sizes it to the GPU memory (the fast default), CPU uses 16",
+        minimum=-1, maximum=1024,
+    ),
+    ParameterSpec("ImageSize", "integer", 640, "training and evaluation image size in pixels",
+                  minimum=32, maximum=2048, multiple_of=32),
+    ParameterSpec("LearningRate", "float", 0.01, "initial learning rate (Ultralytics lr0)",
+                  minimum=1e-6, maximum=1.0),
+    ParameterSpec(
+        "TrainingInstanceType", "string", "ml.g4dn.xlarge",
+        "SageMaker training instance type, e.g. ml.g4dn.xlarge (1 GPU) or ml.g5.12xlarge (4 GPUs)",
+        pattern=r"ml\.[a-z0-9]+\.[a-z0-9]+",
+    ),
+    ParameterSpec(
+        "TrainingInstanceCount", "integer", 1,
+        "number of training instances (1: use a multi-GPU instance type for more GPUs)",
+        minimum=1, maximum=1,
+        note_over_maximum="multi-node training is not supported yet: pick a multi-GPU instance type "
+                          "such as ml.g5.12xlarge instead",
+    ),
+    ParameterSpec("UseSpotInstances", "boolean", True,
+                  "train on managed spot capacity (up to 70% cheaper; resumes from checkpoints)"),
+    ParameterSpec("MaxRuntimeSeconds", "integer", 86400,
+                  "training time limit in seconds (spot waits at most twice this)",
+                  minimum=600, maximum=28 * 86400),
+    ParameterSpec("MinMap50_95", "float", 0.5,
+                  "quality gate: register the model only if mAP50-95 reaches this value",
+                  minimum=0.0, maximum=1.0, overridable=False),
+    ParameterSpec(
+        "ModelPackageGroupName", "string", "yolopipe-models",
+        "model package group the approved candidates are registered in",
+        pattern=r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", overridable=False,
+    ),
+)
+
+BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+_ALIASES: dict[str, ParameterSpec] = {}
+for _spec in PARAMETERS:
+    for _alias in (_spec.name, _spec.name.lower(), _spec.snake, _spec.flag, _spec.flag[2:]):
+        _ALIASES[_alias] = _spec
+
+
+def spec_for(key: str) -> ParameterSpec:
+    """Find a parameter by any spelling (`Epochs`, `epochs`, `--min-map50-95`...), or say the close match."""
+    spec = _ALIASES.get(key) or _ALIASES.get(key.lower())
+    if spec is not None:
+        return spec
+    names = [s.snake for s in PARAMETERS]
+    close = difflib.get_close_matches(_snake(key.lstrip("-").replace("-", "_")), names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(names)}"
+    raise ParameterError(f"unknown parameter {key!r}{hint}")
+
+
+def defaults() -> dict[str, Value]:
+    """Every parameter's default, keyed by pipeline name."""
+    return {spec.name: spec.default for spec in PARAMETERS}
+
+
+def resolve(
+    overrides: Mapping[str, object] | None = None,
+    *,
+    only_overridable: bool = False,
+    max_epochs: int | None = None,
+) -> dict[str, Value]:
+    """Check `overrides` (any spelling) and return just them, keyed by pipeline name, typed.
+
+    `only_overridable` refuses the parameters a dataset may not set itself; `max_epochs` is the
+    stack's cap on what a dataset may ask for.
+    """
+    resolved: dict[str, Value] = {}
+    for key, raw in (overrides or {}).items():
+        spec = spec_for(str(key))
+        if only_overridable and not spec.overridable:
+            raise ParameterError(f"{spec.name} cannot be set by a dataset; set it on the stack or with yolopipe run")
+        if spec.name in resolved:
+            raise ParameterError(f"{spec.name} is given twice")
+        value = spec.coerce(raw)
+        if spec.name == "Epochs" and max_epochs is not None and int(value) > max_epochs:
+            raise ParameterError(f"Epochs must be at most {max_epochs} on this stack (MaxEpochs), got {value}")
+        resolved[spec.name] = value
+    return resolved
+
+
+def to_execution_parameters(values: Mapping[str, Value]) -> list[dict[str, str]]:
+    """`{"Epochs": 5}` -> `[{"Name": "Epochs", "Value": "5"}]` for StartPipelineExecution, in spec order."""
+    return [
+        {"Name": spec.name, "Value": spec.to_string(values[spec.name])}
+        for spec in PARAMETERS
+        if spec.name in values
+    ]
+
+
+def from_execution_parameters(items: Iterable[Mapping[str, str]]) -> dict[str, Value]:
+    """The inverse, for what DescribePipelineExecution / ListPipelineParametersForExecution return."""
+    values: dict[str, Value] = {}
+    for item in items:
+        spec = BY_NAME.get(item["Name"])
+        if spec is not None:
+            values[spec.name] = spec._parse(item["Value"])
+    return values

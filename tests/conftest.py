@@ -1,0 +1,50 @@
+"""Settings every test shares: no real AWS, no network for Ultralytics, generated datasets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Fake credentials and a region before anything builds a boto3 client: no test may reach AWS.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+for _name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
+    os.environ[_name] = "testing"
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["POWERTOOLS_TRACE_DISABLED"] = "1"
+os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "yolopipe-tests"
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EVENTS_DIR = REPO_ROOT / "events"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _yolo_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ultralytics settings in a temp folder with a local font, so nothing tries a download."""
+    config_dir = tmp_path_factory.mktemp("yolo-config")
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
+    try:
+        import matplotlib
+
+        font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        (config_dir / "Ultralytics").mkdir(exist_ok=True)
+        shutil.copy(font, config_dir / "Ultralytics" / "Arial.ttf")
+    except ImportError:  # the unit tests do not need matplotlib
+        pass
+    return config_dir
+
+
+@pytest.fixture
+def sample_dataset(tmp_path: Path):
+    """Factory: `sample_dataset(train=16, val=8, test=0, imgsz=64, ...)` -> SampleDataset in tmp_path."""
+    from pipeline.sample_dataset import generate_dataset
+
+    def make(name: str = "dataset", **kwargs):
+        return generate_dataset(tmp_path / name, **kwargs)
+
+    return make
