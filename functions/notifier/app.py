@@ -1,0 +1,47 @@
+"""Notifier: "SageMaker Model Building Pipeline Execution Status Change" -> Slack + email, once
+per (execution, status).
+
+Env (template.yaml): IDEMPOTENCY_TABLE, NOTIFY_TOPIC_ARN, SLACK_SECRET_ARN (optional; the webhook
+URL lives only in Secrets Manager). Logic: yolopipe_shared.notify.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from yolopipe_shared.config import NotifierConfig
+from yolopipe_shared.notify import notify_status, webhook_url
+
+CONFIG = NotifierConfig.from_env()
+logger = Logger(service="yolopipe-notifier")
+sagemaker = boto3.client("sagemaker")
+s3 = boto3.client("s3")
+sns = boto3.client("sns")
+secrets = boto3.client("secretsmanager")
+persistence = DynamoDBPersistenceLayer(table_name=CONFIG.idempotency_table, boto3_client=boto3.client("dynamodb"))
+idempotency = IdempotencyConfig(
+    event_key_jmespath="[pipelineExecutionArn, currentPipelineExecutionStatus]", raise_on_no_idempotency_key=False,
+    expires_after_seconds=7 * 24 * 3600,
+)
+
+
+@idempotent_function(data_keyword_argument="detail", persistence_store=persistence, config=idempotency)
+def notify_once(detail: dict[str, Any]) -> dict[str, Any]:
+    return notify_status(detail, sagemaker=sagemaker, s3=s3, sns=sns, config=CONFIG,
+                         webhook=lambda: webhook_url(CONFIG, secrets))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    return notify_once(detail=dict(event.get("detail") or {}))

@@ -1,0 +1,126 @@
+"""The notifier's logic: one status change -> a Slack message (Block Kit + text fallback) and an
+email through SNS (plain text), with the same facts. Slack failures never stop the email.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from . import evaluation, slack
+from .config import NotifierConfig
+from .execution_report import NOTIFY_STATUSES, TERMINAL_STATUSES, ExecutionReport, described_status, gather_report
+from .start_training import email_subject
+
+logger = logging.getLogger(__name__)
+
+ICONS = {"Executing": "🚀", "Succeeded": "✅", "Failed": "❌", "Stopped": "⏹️"}
+HEADLINES = {
+    "Executing": "Training started",
+    "Succeeded": "Training succeeded",
+    "Failed": "Training failed",
+    "Stopped": "Training stopped",
+}
+#: Parameters worth a line in the message (the dataset has its own line).
+SHOWN_PARAMETERS = ("ModelVariant", "Epochs", "ImageSize", "TrainingInstanceType")
+
+
+def facts(report: ExecutionReport) -> list[tuple[str, str]]:
+    """Label/value pairs shared by the Slack message and the email, in display order."""
+    pairs = [("Status", report.status), ("Pipeline", report.pipeline_name), ("Dataset", report.dataset_uri or "?"),
+             ("Execution", report.display_name or report.execution_arn.rsplit("/", 1)[-1])]
+    if report.duration:
+        pairs.append(("Duration", report.duration))
+    shown = [f"{k}={report.parameters[k]}" for k in SHOWN_PARAMETERS if k in report.parameters]
+    if shown:
+        pairs.append(("Parameters", ", ".join(shown)))
+    return pairs
+
+
+def metric_pairs(report: ExecutionReport) -> list[tuple[str, str]]:
+    return [(evaluation.METRICS[name], f"{value:.3f}") for name, value in report.metrics.items()]
+
+
+def headline(report: ExecutionReport) -> str:
+    name = report.dataset or report.display_name or report.pipeline_name
+    return f"{HEADLINES.get(report.status, report.status)}: {name}"
+
+
+def slack_message(report: ExecutionReport) -> dict[str, Any]:
+    """Block Kit within Slack's limits, plus the `text` fallback notifications show."""
+    blocks: list[dict[str, Any]] = [slack.header(f"{ICONS.get(report.status, '')} {headline(report)}".strip())]
+    blocks += slack.fields(facts(report))
+    if report.metrics:
+        blocks.append(slack.section("*Evaluation*"))
+        blocks += slack.fields(metric_pairs(report))
+    if report.model_package_arn:
+        blocks.append(slack.section(f"*Registered model package* (pending approval)\n"
+                                    f"`{slack.escape(report.model_package_arn)}`"))
+    if report.status == "Failed":
+        step = f" in step *{slack.escape(report.failed_step)}*" if report.failed_step else ""
+        reason = slack.escape(report.failure_reason or "no reason given")
+        blocks.append(slack.section(f"*Failed*{step}\n```{reason}```"))
+    blocks.append(slack.button("Open in the SageMaker console", report.console_url))
+    text = "; ".join([headline(report)] + [f"{k}: {v}" for k, v in facts(report)[1:] + metric_pairs(report)])
+    if report.status == "Failed" and (report.failed_step or report.failure_reason):
+        text += f"; failed step {report.failed_step or '?'}: {report.failure_reason}"
+    return slack.message(text, blocks)
+
+
+def email(report: ExecutionReport) -> tuple[str, str]:
+    """(subject, plain-text body) with the same facts as the Slack message."""
+    width = max(len(k) for k, _ in facts(report) + metric_pairs(report) + [("Model package", "")])
+    lines = [headline(report), ""]
+    lines += [f"{k + ':':<{width + 1}} {v}" for k, v in facts(report)]
+    if report.metrics:
+        lines += ["", "Evaluation:"] + [f"  {k + ':':<{width + 1}} {v}" for k, v in metric_pairs(report)]
+    if report.model_package_arn:
+        lines += ["", f"Registered model package (pending approval): {report.model_package_arn}"]
+    if report.status == "Failed":
+        lines += ["", f"Failed step: {report.failed_step or '?'}",
+                  f"Reason: {report.failure_reason or 'no reason given'}"]
+    lines += ["", f"Console: {report.console_url}", f"Execution ARN: {report.execution_arn}"]
+    return email_subject(f"yolopipe: {headline(report)}"), "\n".join(lines) + "\n"
+
+
+WebhookLookup = Callable[[], str | None]
+
+
+def webhook_url(config: NotifierConfig, secrets: Any) -> str | None:
+    """The Slack webhook from Secrets Manager (or, in local mode only, SLACK_WEBHOOK_URL); None: no Slack."""
+    if config.slack_secret_arn:
+        secret = secrets.get_secret_value(SecretId=config.slack_secret_arn)
+        url = slack.webhook_url_from_secret(str(secret.get("SecretString") or ""))
+        if url is None:
+            logger.info("the Slack secret holds no webhook URL yet; Slack skipped (see README: Slack)")
+        return url
+    return config.slack_webhook_url
+
+
+def notify_status(detail: dict[str, Any], *, sagemaker: Any, s3: Any, sns: Any, config: NotifierConfig,
+                  webhook: WebhookLookup, post: Callable[..., slack.Delivery] = slack.post) -> dict[str, Any]:
+    """Send one status change to Slack and email. Returns what was sent (JSON-able, for the dedupe record)."""
+    status = str(detail.get("currentPipelineExecutionStatus", ""))
+    arn = str(detail.get("pipelineExecutionArn", ""))
+    if status not in NOTIFY_STATUSES or not arn:
+        return {"sent": False, "reason": f"status {status or '?'} is not notified"}
+    if status == "Executing" and described_status(sagemaker, arn) in TERMINAL_STATUSES:
+        # A late "Executing" after the end: the terminal message says more and came first.
+        return {"sent": False, "reason": "stale Executing event for a finished execution"}
+    report = gather_report(detail, sagemaker=sagemaker, s3=s3, region=config.region)
+    slack_result = "not configured"
+    url = webhook()
+    if url:
+        try:
+            delivery = post(url, slack_message(report), timeout=config.slack_timeout_seconds,
+                            max_attempts=config.slack_max_attempts)
+            slack_result = f"delivered after {delivery.attempts} attempt(s)"
+        except slack.SlackDeliveryFailed as error:
+            logger.error("Slack notification failed: %s", error)
+            slack_result = f"failed: {error}"
+    subject, body = email(report)
+    sns.publish(TopicArn=config.notify_topic_arn, Subject=subject, Message=body,
+                MessageAttributes={"event": {"DataType": "String", "StringValue": f"pipeline-{status.lower()}"}})
+    logger.info("notified", extra={"status": status, "execution": arn, "slack": slack_result})
+    return {"sent": True, "status": status, "execution_arn": arn, "slack": slack_result}
