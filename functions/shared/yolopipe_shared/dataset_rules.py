@@ -25,11 +25,30 @@ Problems carry the data.yaml line they come from (PyYAML node marks).
 
 from __future__ import annotations
 
+import bisect
 import posixpath
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from .dataset_sources import DatasetSource, DatasetUnreadable, LocalDatasetSource, S3DatasetSource
+
+__all__ = [
+    "DATA_YAML",
+    "DataYaml",
+    "DatasetSource",
+    "DatasetUnreadable",
+    "LocalDatasetSource",
+    "Problem",
+    "S3DatasetSource",
+    "ValidationReport",
+    "check_label",
+    "label_path_for",
+    "parse_data_yaml",
+    "validate_dataset",
+]
 
 DATA_YAML = "data.yaml"
 MAX_DATA_YAML_BYTES = 1 << 20
@@ -325,3 +344,347 @@ def _as_int(value: Any) -> int | None:
             return None
         return int(number) if number.is_integer() else None
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole-dataset validation: data.yaml, then the files it names, then a sample of labels.
+# ---------------------------------------------------------------------------------------------
+
+MAX_LIST_FILE_BYTES = 64 << 20
+MAX_LABEL_BYTES = 8 << 20
+DEFAULT_LABEL_SAMPLE = 200
+# Ultralytics' tolerance (ultralytics.data.utils.verify_image_label): coordinates up to 1.01 and
+# down to -0.01 pass, so the same files pass here.
+_COORD_MAX = 1.01
+_COORD_MIN = -0.01
+
+
+@dataclass
+class ValidationReport:
+    """What validation found. `ok` is False when any problem would make training fail or mislead.
+
+    Decisions: an image without a label file is a *warning* (Ultralytics trains it as a
+    background image); a split where no image has a label file, or every label file is empty,
+    is a *problem*. Labels are checked on a seeded sample (`labels_checked` says how many).
+    """
+
+    location: str
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    images_per_split: dict[str, int] = field(default_factory=dict)
+    labels_per_split: dict[str, int] = field(default_factory=dict)
+    missing_labels_per_split: dict[str, int] = field(default_factory=dict)
+    labels_checked: int = 0
+    data_yaml: DataYaml | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self, limit: int = 20) -> str:
+        """A few lines for a terminal, an SNS message or a log: counts, then the first problems."""
+        counts = ", ".join(f"{split} {n:,} images" for split, n in self.images_per_split.items())
+        head = (
+            f"{self.location}: "
+            + ("OK" if self.ok else f"REJECTED, {len(self.problems)} problem(s)")
+            + (f" ({counts}; {self.labels_checked:,} label files checked)" if counts else "")
+        )
+        lines = [head, *(str(p) for p in self.problems[:limit])]
+        if len(self.problems) > limit:
+            lines.append(f"... and {len(self.problems) - limit} more problem(s)")
+        lines += [f"warning: {w}" for w in self.warnings[:limit]]
+        return "\n".join(lines)
+
+    def raise_if_rejected(self) -> None:
+        """Raise DatasetRejected(problems) when the dataset must not be trained on."""
+        if self.problems:
+            from .errors import DatasetRejected
+
+            raise DatasetRejected(list(self.problems))
+
+
+def label_path_for(image: str) -> str:
+    """Ultralytics' rule (img2label_paths): the last `/images/` becomes `/labels/`, the suffix `.txt`.
+
+    Applied to the path relative to the dataset root, as it is in the training container, where
+    the root (/opt/ml/input/data/dataset) holds no `images` folder of its own.
+    """
+    full = "/" + image
+    if "/images/" in full:
+        full = "/labels/".join(full.rsplit("/images/", 1))
+    return full[1:].rsplit(".", 1)[0] + ".txt"
+
+
+def is_image(path: str) -> bool:
+    """True for the files Ultralytics reads as images (by suffix, case-insensitive)."""
+    name = path.rsplit("/", 1)[-1]
+    return "." in name and name.rpartition(".")[2].lower() in IMG_FORMATS
+
+
+def check_label(data: bytes, nc: int, *, nkpt: int = 0, ndim: int = 0) -> tuple[int | None, str] | None:
+    """The first thing wrong with a label file's bytes as (line, message), or None when it is fine.
+
+    Mirrors what Ultralytics' verify_image_label rejects for a detection dataset: rows of 5
+    numbers (`class x_center y_center width height`) or polygon rows (`class x1 y1 x2 y2 ...`,
+    not mixed in one file), whole class ids within `names`, coordinates normalised to 0-1 (with
+    its 1% tolerance). Polygon points are also checked one by one (stricter than Ultralytics,
+    which only checks the box around them).
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text; a label file holds lines of numbers"
+    rows = [(number, line.split()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if nkpt:  # pose labels in a box dataset: Ultralytics keeps the box and drops the keypoints
+        rows = [(n, row[:5] if len(row) == 5 + nkpt * ndim else row) for n, row in rows]
+    polygons = any(len(row) > 6 for _, row in rows)
+    for number, row in rows:
+        if polygons:
+            if len(row) == 5:
+                return number, "mixes a box row with polygon rows; use one kind per file"
+            if len(row) < 3 or len(row) % 2 == 0:
+                return number, f"has {len(row)} values; a polygon row is `class x1 y1 x2 y2 ...` (pairs)"
+        elif len(row) != 5:
+            return number, f"has {len(row)} values; a box row is `class x_center y_center width height`"
+        try:
+            values = [float(value) for value in row]
+        except ValueError:
+            bad = next(value for value in row if not _is_float(value))
+            return number, f"{bad!r} is not a number"
+        class_id = values[0]
+        if class_id % 1 != 0 or class_id < 0:
+            return number, f"class id {row[0]} is not a whole number >= 0"
+        if class_id >= nc:
+            return number, f"class id {int(class_id)} but data.yaml has {nc} names (ids 0-{nc - 1})"
+        if polygons:
+            xs, ys = values[1::2], values[2::2]
+            box = [(min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys)]
+            coords = values[1:] + box
+        else:
+            coords = box = values[1:]
+        if not all(_COORD_MIN <= value <= _COORD_MAX for value in coords) or box[2] < 0 or box[3] < 0:
+            return number, (
+                f"coordinates {' '.join(row[1:5])}{' ...' if len(row) > 5 else ''} are not normalised "
+                "to 0-1 (divide pixels by the image width and height)"
+            )
+    return None
+
+
+def _is_float(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_dataset(
+    source: DatasetSource,
+    *,
+    label_sample: int | None = DEFAULT_LABEL_SAMPLE,
+    seed: int = 0,
+) -> ValidationReport:
+    """Check a dataset where it lies: data.yaml, splits, images, label files, a sample of labels.
+
+    One listing of the whole dataset, no image decoding, and only the sampled labels are read
+    (`label_sample=None` reads them all). Raises DatasetUnreadable when the storage itself
+    cannot be listed or read; everything wrong with the dataset is a Problem in the report.
+    """
+    report = ValidationReport(location=source.location)
+    raw = source.read_bytes(DATA_YAML, max_bytes=MAX_DATA_YAML_BYTES)
+    if raw is None:
+        report.problems.append(
+            Problem(DATA_YAML, None, "not found: put data.yaml at the dataset root (upload it last)")
+        )
+        return report
+    if len(raw) > MAX_DATA_YAML_BYTES:
+        report.problems.append(Problem(DATA_YAML, None, "is over 1 MiB; a data.yaml is a few lines"))
+        return report
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        report.problems.append(Problem(DATA_YAML, None, "is not UTF-8 text; save it as UTF-8"))
+        return report
+    data_yaml, problems = parse_data_yaml(text)
+    if data_yaml is None:
+        report.problems.extend(problems)
+        return report
+    report.data_yaml = data_yaml
+    report.names = list(data_yaml.names)
+    report.warnings.extend(data_yaml.warnings)
+
+    files = source.list_files()
+    keys = sorted(files)
+    labels_by_split: dict[str, list[str]] = {}
+    for split, entries in data_yaml.splits.items():
+        line = data_yaml.lines.get(split) or data_yaml.lines.get("validation")
+        images = _split_images(split, entries, files, keys, source, line, report.problems)
+        report.images_per_split[split] = len(images)
+        if not images:
+            if not any(p.file == DATA_YAML and p.line == line for p in report.problems):
+                report.problems.append(
+                    Problem(
+                        DATA_YAML,
+                        line,
+                        f"`{split}` holds no images ({', '.join(entries)}); Ultralytics reads "
+                        f"{', '.join(sorted(IMG_FORMATS))}",
+                    )
+                )
+            continue
+        labels, missing, empty = [], [], 0
+        for image in images:
+            size = files.get(image)
+            if size == 0:
+                report.problems.append(Problem(image, None, "is an empty file (0 bytes); replace or remove it"))
+            label = label_path_for(image)
+            label_size = files.get(label)
+            if label_size is None:
+                missing.append(image)
+            elif label_size == 0:
+                empty += 1
+            else:
+                labels.append(label)
+        found = len(images) - len(missing)
+        report.labels_per_split[split] = found
+        report.missing_labels_per_split[split] = len(missing)
+        example = f"{label_path_for(images[0])} for {images[0]}"
+        if found == 0:
+            report.problems.append(
+                Problem(
+                    DATA_YAML,
+                    line,
+                    f"`{split}`: none of its {len(images):,} images has a label file (expected e.g. {example})",
+                )
+            )
+        elif not labels:
+            report.problems.append(
+                Problem(DATA_YAML, line, f"`{split}`: every label file is empty; label some objects")
+            )
+        elif missing:
+            report.warnings.append(
+                Problem(
+                    DATA_YAML,
+                    line,
+                    f"`{split}`: {len(missing):,} of {len(images):,} images have no label file and train as "
+                    f"background (e.g. {label_path_for(missing[0])} for {missing[0]})",
+                )
+            )
+        labels_by_split[split] = sorted(set(labels))
+
+    report.labels_checked = _check_label_sample(
+        source, files, labels_by_split, data_yaml, label_sample, seed, report.problems
+    )
+    return report
+
+
+def _split_images(
+    split: str,
+    entries: list[str],
+    files: dict[str, int],
+    keys: list[str],
+    source: DatasetSource,
+    line: int | None,
+    problems: list[Problem],
+) -> list[str]:
+    """The images a split names, as Ultralytics finds them (folders recursively, .txt lists)."""
+    images: set[str] = set()
+    for entry in entries:
+        if entry in files:
+            if is_image(entry):
+                problems.append(
+                    Problem(DATA_YAML, line, f"`{split}: {entry}` is one image; name a folder or a .txt list")
+                )
+                continue
+            images.update(_listed_images(entry, files, source, problems))
+            continue
+        prefix = "" if entry == "." else entry + "/"
+        start = bisect.bisect_left(keys, prefix)
+        # "0" sorts right after "/": [prefix, prefix[:-1] + "0") holds exactly the paths under the folder
+        end = bisect.bisect_left(keys, prefix[:-1] + "0") if prefix else len(keys)
+        if start == end:
+            problems.append(
+                Problem(DATA_YAML, line, f"`{split}: {entry}` not found in the dataset; upload it or fix the path")
+            )
+            continue
+        for key in keys[start:end]:
+            below = key[len(prefix) :]
+            # glob('**/*.*') skips hidden files and folders (macOS ._ files among them)
+            if is_image(key) and not any(part.startswith(".") for part in below.split("/")):
+                images.add(key)
+    return sorted(images)
+
+
+def _listed_images(list_file: str, files: dict[str, int], source: DatasetSource, problems: list[Problem]) -> list[str]:
+    """Images named by a .txt list: one per line, `./`-relative to the list file's folder."""
+    if files[list_file] > MAX_LIST_FILE_BYTES:
+        problems.append(Problem(list_file, None, "is over 64 MiB; is it really a list of images?"))
+        return []
+    raw = source.read_bytes(list_file, max_bytes=MAX_LIST_FILE_BYTES) or b""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        problems.append(Problem(list_file, None, "is not UTF-8 text; a list holds one image path per line"))
+        return []
+    folder = posixpath.dirname(list_file)
+    images: list[str] = []
+    for number, entry in enumerate(text.splitlines(), 1):
+        entry = entry.strip()
+        if not entry or not is_image(entry):
+            continue  # Ultralytics skips what is not an image path
+        if not entry.startswith("./"):
+            reason = _unsafe_path(entry) or "is not relative to the list (Ultralytics would look in its working folder)"
+            problems.append(Problem(list_file, number, f"{entry!r} {reason}; write it as ./path/from/this/list"))
+            continue
+        path = posixpath.normpath(posixpath.join(folder, entry[2:]))
+        why = _unsafe_path(entry[2:]) or ("climbs out of the dataset" if path.startswith("../") else None)
+        if why:
+            problems.append(Problem(list_file, number, f"{entry!r} {why}; list images inside the dataset"))
+        elif path not in files:
+            problems.append(Problem(list_file, number, f"{entry!r} not found in the dataset"))
+        else:
+            images.append(path)
+    return images
+
+
+def _check_label_sample(
+    source: DatasetSource,
+    files: dict[str, int],
+    labels_by_split: dict[str, list[str]],
+    data_yaml: DataYaml,
+    label_sample: int | None,
+    seed: int,
+    problems: list[Problem],
+) -> int:
+    """Read a seeded sample of non-empty label files, spread over the splits in proportion."""
+    total = sum(len(labels) for labels in labels_by_split.values())
+    rng = random.Random(seed)
+    chosen: dict[str, None] = {}  # ordered set: a label listed by two splits is read once
+    for labels in labels_by_split.values():
+        if label_sample is None or label_sample >= total:
+            picked = labels
+        else:
+            count = min(len(labels), max(1, round(label_sample * len(labels) / total)))
+            picked = sorted(rng.sample(labels, count))
+        chosen.update(dict.fromkeys(picked))
+    too_large = [path for path in chosen if files[path] > MAX_LABEL_BYTES]
+    for path in too_large:
+        problems.append(Problem(path, None, f"is {files[path]:,} bytes; too large to be a label file"))
+        del chosen[path]
+    nkpt, ndim = _kpt_shape(data_yaml.raw.get("kpt_shape"))
+    contents = source.read_many(list(chosen), max_bytes=MAX_LABEL_BYTES)
+    for path in chosen:
+        data = contents.get(path)
+        if data is None:
+            problems.append(Problem(path, None, "disappeared while validating; upload it again"))
+            continue
+        found = check_label(data, data_yaml.nc, nkpt=nkpt, ndim=ndim)
+        if found:
+            problems.append(Problem(path, found[0], found[1]))
+    return len(chosen) + len(too_large)
+
+
+def _kpt_shape(value: Any) -> tuple[int, int]:
+    if isinstance(value, list) and len(value) == 2 and all(_as_int(v) for v in value):
+        return int(value[0]), int(value[1])
+    return 0, 0
