@@ -153,7 +153,7 @@ class PipelinesMiddleware:
 
     def list_pipeline_executions(self, request: dict[str, Any], region: str) -> dict[str, Any]:
         pipeline = self._pipeline(request.get("PipelineName", ""), region)
-        executions = self._executor().list(pipeline.pipeline_name)
+        executions = self._executor().list_executions(pipeline.pipeline_name)
         if request.get("SortOrder") == "Ascending":
             executions.reverse()
         start = int(request.get("NextToken") or 0)

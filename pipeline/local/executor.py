@@ -350,7 +350,7 @@ class LocalExecutor:
     def get(self, arn: str) -> Execution | None:
         return self.executions.get(arn)
 
-    def list(self, pipeline_name: str) -> list[Execution]:
+    def list_executions(self, pipeline_name: str) -> list[Execution]:
         found = [e for e in self.executions.values() if e.pipeline_name == pipeline_name]
         return sorted(found, key=lambda e: e.created, reverse=True)
 

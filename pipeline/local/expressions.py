@@ -5,7 +5,8 @@ A definition's arguments hold plain JSON values and expression objects:
 `{"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}`,
 `{"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}`,
 `{"Std:Join": {"On": "/", "Values": [...]}}`,
-`{"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}, "Path": "metrics.map50_95"}}`
+`{"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"},
+"Path": "metrics.map50_95"}}`
 (or with `"S3Uri"` instead of `"PropertyFile"`), and conditions
 (`{"Type": "GreaterThanOrEqualTo", "LeftValue": ..., "RightValue": ...}`, `In`, `Not`, `Or`).
 """
