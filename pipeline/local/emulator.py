@@ -15,6 +15,7 @@ functions and the CLI run their normal code against it.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -45,6 +46,10 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+class PassToMoto(Exception):
+    """Not ours after all: let moto answer."""
+
+
 class PipelinesMiddleware:
     """WSGI middleware: answers the Pipelines execution actions, passes the rest to moto."""
 
@@ -59,6 +64,8 @@ class PipelinesMiddleware:
             "ListPipelineExecutions": self.list_pipeline_executions,
             "ListPipelineParametersForExecution": self.list_pipeline_parameters_for_execution,
             "DescribePipelineDefinitionForExecution": self.describe_pipeline_definition_for_execution,
+            "DescribeTrainingJob": self.describe_job("TrainingJobName"),
+            "DescribeProcessingJob": self.describe_job("ProcessingJobName"),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -74,6 +81,9 @@ class PipelinesMiddleware:
             request = json.loads(body or b"{}")
             payload = self.handlers[action](request, region)
             status, text = "200 OK", json.dumps(payload, default=_json_default)
+        except PassToMoto:
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.app(environ, start_response)
         except ApiError as exc:
             status = f"{exc.status} {'Bad Request' if exc.status == 400 else 'Error'}"
             text = json.dumps({"__type": exc.code, "message": exc.message})
@@ -110,6 +120,17 @@ class PipelinesMiddleware:
         return execution
 
     # --- actions ---------------------------------------------------------------------------
+
+    def describe_job(self, name_key: str) -> Callable[[dict[str, Any], str], dict[str, Any]]:
+        """Describe*Job: the jobs the executor ran; any other job is moto's."""
+
+        def describe(request: dict[str, Any], region: str) -> dict[str, Any]:
+            job = self.executor.jobs.get(str(request.get(name_key))) if self.executor else None
+            if job is None:
+                raise PassToMoto()
+            return dict(job)
+
+        return describe
 
     def start_pipeline_execution(self, request: dict[str, Any], region: str) -> dict[str, Any]:
         from .executor import ExecutionValidationError

@@ -44,7 +44,17 @@ from .expressions import ExpressionError, PropertyFileRef, Scope, condition, eva
 
 STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 TERMINAL = ("Succeeded", "Failed", "Stopped")
-_CONTAINER_ROOT = re.compile(r"(?<![\w/.])/opt/ml(?=/|$)")
+#: Container paths that get a folder of their own per step (the container's filesystem).
+_CONTAINER_PATHS = re.compile(r"(?<![\w/.])/(opt/ml|tmp)(?=/|$|\s|[\"';])")
+#: `python3` / `python` inside a step: this interpreter, except that `-m pip install` is skipped
+#: (the job's requirements.txt is what the local environment already provides, and nothing is
+#: downloaded at run time).
+_PYTHON_SHIM = """#!/bin/sh
+if [ "$1" = "-m" ] && [ "$2" = "pip" ] && [ "$3" = "install" ]; then
+  echo "local mode: pip install skipped (the local environment provides the requirements)"; exit 0
+fi
+exec "{python}" "$@"
+"""
 _EPOCH = re.compile(r"\bepoch\W{0,3}(\d+)\s*(?:/|of)\s*(\d+)", re.IGNORECASE)
 _ULTRALYTICS_EPOCH = re.compile(r"^\s*(\d+)/(\d+)\s+\S*G\s")
 _ERROR_LINE = re.compile(r"^([A-Za-z_.]*(Error|Exception|Exit)\b.*|error: .*)$")
@@ -297,6 +307,8 @@ class LocalExecutor:
         self.python = python
         self.extra_env = dict(extra_env or {})
         self.executions: dict[str, Execution] = {}
+        #: Training / processing job name -> its Describe*Job response (what the notifier reads).
+        self.jobs: dict[str, dict[str, Any]] = {}
         self._tokens: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()  # one execution's steps at a time: this is a small machine
@@ -466,7 +478,12 @@ class LocalExecutor:
                     arguments = evaluate(arguments, scope)
             except ExpressionError as exc:
                 raise StepFailed(f"ClientError: {exc}") from exc
-            branch = runner(execution, step, arguments, record, scope) or []
+            try:
+                branch = runner(execution, step, arguments, record, scope) or []
+            except (StepStopped, StepFailed):
+                raise
+            except Exception as exc:  # a bug or an argument shape we do not know: the step's reason
+                raise StepFailed(f"InternalError: {type(exc).__name__}: {exc}") from exc
         except StepStopped:
             record.status, record.end = "Stopped", now()
             raise
@@ -548,7 +565,7 @@ class LocalExecutor:
         (ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
         resource = arguments.get("ResourceConfig") or {}
         env = {
-            **(arguments.get("Environment") or {}),
+            **{k: _to_host(folder, str(v)) for k, v in (arguments.get("Environment") or {}).items()},
             "SM_MODEL_DIR": str(model_dir),
             "SM_OUTPUT_DIR": str(ml / "output"),
             "SM_OUTPUT_DATA_DIR": str(output_data),
@@ -576,9 +593,14 @@ class LocalExecutor:
         for name in channels:
             env[f"SM_CHANNEL_{name.upper()}"] = str(ml / "input" / "data" / name)
         command = [self.python, str(program), *toolkit_args(hyperparameters)]
+        if checkpoint.get("S3Uri"):
+            # SageMaker syncs CheckpointConfig.LocalPath with S3; here that folder is the step's own.
+            command += ["--checkpoint-dir", str(checkpoints)]
+        description = self._job(job, "TrainingJob", arn, arguments)
         limit = float((arguments.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or 0) or None
-        self._run_process(execution, step["Name"], command, cwd=code, env=env, limit=limit,
-                          failure_file=ml / "output" / "failure", kind="AlgorithmError: ExecuteUserScriptError:")
+        self._run_job(description, "TrainingJob", execution, step["Name"], command, cwd=code, env=env,
+                      limit=limit, failure_file=ml / "output" / "failure",
+                      kind="AlgorithmError: ExecuteUserScriptError:")
         if checkpoint.get("S3Uri"):
             self._upload_folder(checkpoints, checkpoint["S3Uri"])
         output_path = (arguments.get("OutputDataConfig") or {}).get("S3OutputPath", "")
@@ -588,15 +610,8 @@ class LocalExecutor:
         self._upload_tarball(model_dir, artifact)
         if any(output_data.iterdir()):
             self._upload_tarball(output_data, f"{output_path.rstrip('/')}/{job}/output/output.tar.gz")
-        scope.steps[step["Name"]] = {
-            **arguments,
-            "TrainingJobName": job,
-            "TrainingJobArn": arn,
-            "TrainingJobStatus": "Completed",
-            "SecondaryStatus": "Completed",
-            "ModelArtifacts": {"S3ModelArtifacts": artifact},
-            "FinalMetricDataList": [],
-        }
+        description.update({"ModelArtifacts": {"S3ModelArtifacts": artifact}, "FinalMetricDataList": []})
+        scope.steps[step["Name"]] = description
 
     def _step_processing(self, execution: Execution, step: dict[str, Any], arguments: dict[str, Any],
                          record: StepRecord, scope: Scope) -> None:
@@ -606,7 +621,7 @@ class LocalExecutor:
         folder = self._step_folder(execution, step["Name"])
 
         def host(text: str) -> str:
-            return _CONTAINER_ROOT.sub(lambda _: str(folder / "opt" / "ml"), text)
+            return _to_host(folder, text)
 
         for item in arguments.get("ProcessingInputs") or []:
             source = item.get("S3Input")
@@ -630,16 +645,13 @@ class LocalExecutor:
         env["PROCESSING_JOB_NAME"] = job
         limit = float((arguments.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or 0) or None
         (folder / "opt" / "ml" / "output").mkdir(parents=True, exist_ok=True)
-        self._run_process(execution, step["Name"], command, cwd=folder, env=env, limit=limit,
-                          failure_file=folder / "opt" / "ml" / "output" / "message", kind="AlgorithmError")
+        description = self._job(job, "ProcessingJob", arn, arguments)
+        self._run_job(description, "ProcessingJob", execution, step["Name"], command, cwd=folder, env=env,
+                      limit=limit, failure_file=folder / "opt" / "ml" / "output" / "message",
+                      kind="AlgorithmError:")
         for item in outputs:
             self._upload_folder(Path(host(item["S3Output"]["LocalPath"])), item["S3Output"]["S3Uri"])
-        scope.steps[step["Name"]] = {
-            **arguments,
-            "ProcessingJobName": job,
-            "ProcessingJobArn": arn,
-            "ProcessingJobStatus": "Completed",
-        }
+        scope.steps[step["Name"]] = description
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -650,12 +662,41 @@ class LocalExecutor:
         folder.mkdir(parents=True)
         return folder
 
+    def _job(self, name: str, kind: str, arn: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        description = {**arguments, f"{kind}Name": name, f"{kind}Arn": arn, f"{kind}Status": "InProgress",
+                       "CreationTime": now(), f"{kind.removesuffix('Job')}StartTime": now()}
+        self.jobs[name] = description
+        return description
+
+    def _run_job(self, description: dict[str, Any], job_kind: str, *args: Any, **kwargs: Any) -> None:
+        kind = job_kind
+        try:
+            self._run_process(*args, **kwargs)
+        except StepStopped:
+            description[f"{kind}Status"] = "Stopped"
+            raise
+        except StepFailed as exc:
+            description.update({f"{kind}Status": "Failed", "FailureReason": str(exc)[:1024]})
+            raise
+        finally:
+            description[f"{kind.removesuffix('Job')}EndTime"] = description["LastModifiedTime"] = now()
+        description[f"{kind}Status"] = "Completed"
+        if kind == "TrainingJob":
+            description["SecondaryStatus"] = "Completed"
+
     def log_path(self, execution: Execution, step: str) -> Path:
         return self.work_dir / execution.execution_id / f"{step}.log"
 
     def _run_process(self, execution: Execution, step: str, command: list[str], *, cwd: Path,
                      env: dict[str, str], limit: float | None, failure_file: Path, kind: str) -> None:
+        shims = self.work_dir / "bin"
+        if not (shims / "python3").exists():
+            shims.mkdir(parents=True, exist_ok=True)
+            for name in ("python3", "python"):
+                (shims / name).write_text(_PYTHON_SHIM.format(python=self.python))
+                (shims / name).chmod(0o755)
         full_env = {**os.environ, **self.extra_env, **env, "PYTHONUNBUFFERED": "1"}
+        full_env["PATH"] = f"{shims}{os.pathsep}{full_env.get('PATH', '')}"
         log_path = self.log_path(execution, step)
         tail: deque[str] = deque(maxlen=60)
         started = time.monotonic()
@@ -685,7 +726,7 @@ class LocalExecutor:
             if not message:
                 message = _error_message(tail)
             shown = " ".join(command[1:3])
-            raise StepFailed(f"{kind}: ExitCode {code}\nErrorMessage \"{message}\"\nCommand \"{shown} ...\"")
+            raise StepFailed(f"{kind}\nExitCode {code}\nErrorMessage \"{message}\"\nCommand \"{shown} ...\"")
 
     @staticmethod
     def _watch(execution: Execution, process: subprocess.Popen[str], started: float, limit: float | None) -> None:
@@ -755,6 +796,11 @@ class LocalExecutor:
                 tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
         bucket, key = split_s3(uri)
         self.s3.upload_file(str(archive), bucket, key)
+
+
+def _to_host(folder: Path, text: str) -> str:
+    """`/opt/ml/processing/x` -> `<step folder>/opt/ml/processing/x` (also `/tmp/...`)."""
+    return _CONTAINER_PATHS.sub(lambda m: str(folder / m.group(1)), text)
 
 
 def _job_name(execution: Execution, step: str) -> str:
