@@ -79,6 +79,8 @@ class LocalDatasetSource:
             with open(self.root / path, "rb") as handle:
                 return handle.read(max_bytes + 1)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            if not self.root.is_dir():
+                raise DatasetUnreadable(f"{self.root} is not a folder; give the folder that holds data.yaml") from None
             return None
         except OSError as exc:
             raise DatasetUnreadable(f"cannot read {self.root / path}: {exc.strerror}") from exc
