@@ -1,0 +1,249 @@
+"""Where the CLI's AWS calls come from and how their failures are told to the user.
+
+`Settings` says which account, region and endpoint (AWS, or the local emulator on 127.0.0.1)
+and which stack; `Aws` builds the boto3 clients once from them; `aws_errors()` is the one place
+that turns botocore's exceptions into the domain errors whose one-line message says what to do.
+Every command module takes an `Aws` and never builds a client itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from yolopipe_shared.errors import ExecutionNotFound, PipelineNotFound, YolopipeError
+
+#: Environment variables the CLI reads (besides boto3's own AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
+ENV_STACK = "YOLOPIPE_STACK"
+ENV_BUCKET = "YOLOPIPE_BUCKET"
+ENV_PIPELINE = "YOLOPIPE_PIPELINE"
+ENV_LOCAL_ENDPOINT = "YOLOPIPE_LOCAL_ENDPOINT"
+
+DEFAULT_STACK = "yolopipe"
+DEFAULT_PIPELINE = "yolopipe"
+#: Where `--local` points when the local mode has not said otherwise (moto's server default port).
+DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:5000"
+
+_NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "404",
+                    "NotFound", "ValidationError"}
+_ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403", "Forbidden"}
+_CREDENTIAL_CODES = {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+                     "UnrecognizedClientException", "InvalidAccessKeyId", "RequestExpired"}
+_THROTTLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException", "SlowDown"}
+
+
+class AwsUnavailable(YolopipeError):
+    """AWS (or the local emulator) cannot be used: no credentials, no region, unreachable, denied."""
+
+
+class NotFound(YolopipeError):
+    """Something the command needs (bucket, stack, object, model package) does not exist."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Which AWS (or emulator) and which yolopipe stack a command talks to."""
+
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    stack: str = DEFAULT_STACK
+    bucket: str | None = None
+    pipeline: str | None = None
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        profile: str | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        local: bool = False,
+        stack: str | None = None,
+        bucket: str | None = None,
+        pipeline: str | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> Settings:
+        """Options first, then YOLOPIPE_* variables; boto3 reads AWS_PROFILE/AWS_REGION/AWS_ENDPOINT_URL."""
+        env = os.environ if environ is None else environ
+        if local and not endpoint_url:
+            endpoint_url = local_endpoint(env)
+        return cls(
+            profile=profile or None,
+            region=region or None,
+            endpoint_url=endpoint_url or env.get("AWS_ENDPOINT_URL") or None,
+            stack=stack or env.get(ENV_STACK) or DEFAULT_STACK,
+            bucket=bucket or env.get(ENV_BUCKET) or None,
+            pipeline=pipeline or env.get(ENV_PIPELINE) or None,
+        )
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def local_endpoint(environ: dict[str, str] | None = None) -> str:
+    """The local emulator's endpoint: YOLOPIPE_LOCAL_ENDPOINT, else the local mode's own default."""
+    env = os.environ if environ is None else environ
+    if env.get(ENV_LOCAL_ENDPOINT):
+        return env[ENV_LOCAL_ENDPOINT]
+    try:  # the local mode (pipeline/local) knows where its emulator listens; it is optional here
+        from pipeline.local import emulator  # type: ignore[attr-defined]
+
+        endpoint = getattr(emulator, "DEFAULT_ENDPOINT", None) or getattr(emulator, "default_endpoint", None)
+        if callable(endpoint):
+            endpoint = endpoint()
+        if isinstance(endpoint, str) and endpoint:
+            return endpoint
+    except ImportError:
+        pass
+    return DEFAULT_LOCAL_ENDPOINT
+
+
+@dataclass
+class Aws:
+    """boto3 clients for one `Settings`, built on first use and reused (they are thread-safe)."""
+
+    settings: Settings = field(default_factory=Settings)
+    session: Any = None
+    _clients: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
+    _stack_outputs: dict[str, str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.session is None:
+            import boto3
+
+            with aws_errors():
+                self.session = boto3.session.Session(
+                    profile_name=self.settings.profile, region_name=self.settings.region
+                )
+
+    @property
+    def region(self) -> str | None:
+        return self.session.region_name  # type: ignore[no-any-return]
+
+    def client(self, service: str, *, max_pool_connections: int = 10) -> Any:
+        key = (service, max_pool_connections)
+        if key not in self._clients:
+            from botocore.config import Config
+
+            with aws_errors():
+                if not self.region:
+                    raise AwsUnavailable(
+                        "no AWS region: pass --region us-east-1, set AWS_REGION, or run `aws configure`"
+                    )
+                config = Config(
+                    max_pool_connections=max_pool_connections,
+                    retries={"mode": "standard", "max_attempts": 5},
+                    user_agent_extra="yolopipe-cli",
+                )
+                self._clients[key] = self.session.client(
+                    service, endpoint_url=self.settings.endpoint_url, config=config
+                )
+        return self._clients[key]
+
+    # -- the stack: where the bucket and pipeline names come from when not given -------------
+
+    def stack_outputs(self) -> dict[str, str]:
+        """The CloudFormation stack's outputs (empty if the stack does not exist)."""
+        if self._stack_outputs is None:
+            from botocore.exceptions import ClientError
+
+            outputs: dict[str, str] = {}
+            with aws_errors():
+                try:
+                    stacks = self.client("cloudformation").describe_stacks(StackName=self.settings.stack)["Stacks"]
+                except ClientError as error:
+                    if _code(error) != "ValidationError":  # CloudFormation's "stack does not exist"
+                        raise
+                    stacks = []
+            for stack in stacks[:1]:
+                for output in stack.get("Outputs") or []:
+                    outputs[output["OutputKey"]] = output["OutputValue"]
+            self._stack_outputs = outputs
+        return self._stack_outputs
+
+    def bucket(self) -> str:
+        """The dataset bucket: --bucket / YOLOPIPE_BUCKET, else the stack's bucket output."""
+        if self.settings.bucket:
+            return self.settings.bucket
+        outputs = self.stack_outputs()
+        for key in ("DatasetBucketName", "BucketName", "DatasetBucket"):
+            if outputs.get(key):
+                return outputs[key]
+        for key, value in outputs.items():
+            if key.endswith("BucketName"):
+                return value
+        raise NotFound(
+            f"no dataset bucket: stack {self.settings.stack!r} not found or has no bucket output; "
+            f"pass --bucket NAME, set {ENV_BUCKET}, or --stack NAME (deploy with `sam deploy --guided`)"
+        )
+
+    def pipeline_name(self) -> str:
+        """The pipeline: --pipeline / YOLOPIPE_PIPELINE, else the stack's PipelineName output, else 'yolopipe'."""
+        if self.settings.pipeline:
+            return self.settings.pipeline
+        return self.stack_outputs().get("PipelineName") or DEFAULT_PIPELINE
+
+
+def _code(error: Any) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def aws_errors(what: str | None = None) -> Iterator[None]:
+    """Translate botocore failures into one-line domain errors (`raise ... from`).
+
+    `what` names the thing looked up ("pipeline 'x'", "execution ...") so a not-found reads well.
+    Errors that are not expected (a bug, an unknown API error) pass through unchanged.
+    """
+    from botocore import exceptions as bx
+
+    try:
+        yield
+    except bx.NoCredentialsError as error:
+        raise AwsUnavailable(
+            "no AWS credentials: run `aws configure` (or `aws sso login`), set AWS_PROFILE, "
+            "or use --local for the local emulator"
+        ) from error
+    except (bx.PartialCredentialsError, bx.CredentialRetrievalError, bx.TokenRetrievalError) as error:
+        raise AwsUnavailable(f"AWS credentials are incomplete or expired ({error}): log in again") from error
+    except bx.ProfileNotFound as error:
+        raise AwsUnavailable(f"{error}: check --profile / AWS_PROFILE against `aws configure list-profiles`") from error
+    except bx.NoRegionError as error:
+        raise AwsUnavailable(
+            "no AWS region: pass --region us-east-1, set AWS_REGION, or run `aws configure`"
+        ) from error
+    except bx.EndpointConnectionError as error:
+        local = " (is `yolopipe local up` / the local emulator running?)" if "127.0.0.1" in str(error) \
+            or "localhost" in str(error) else ""
+        raise AwsUnavailable(f"cannot reach {getattr(error, 'kwargs', {}).get('endpoint_url', 'AWS')}{local}; "
+                             "check the network, --region and --endpoint-url") from error
+    except bx.ParamValidationError as error:
+        raise YolopipeError(f"invalid request: {str(error).splitlines()[-1]}") from error
+    except bx.ClientError as error:
+        code = _code(error)
+        message = error.response.get("Error", {}).get("Message", "") or code
+        operation = getattr(error, "operation_name", "the call")
+        if code in _CREDENTIAL_CODES:
+            raise AwsUnavailable(f"AWS refused the credentials ({code}): log in again or check AWS_PROFILE") from error
+        if code in _ACCESS_CODES:
+            raise AwsUnavailable(
+                f"access denied for {operation}: your role needs that permission ({message})"
+            ) from error
+        if code in _THROTTLE_CODES:
+            raise AwsUnavailable(f"AWS is throttling {operation}: wait a minute and retry") from error
+        if code in _NOT_FOUND_CODES and what is not None:
+            if what.startswith("pipeline "):
+                raise PipelineNotFound(
+                    f"{what} not found in this account/region: "
+                    "check --pipeline / --region, or list them with `yolopipe pipelines list`"
+                ) from error
+            if what.startswith("execution "):
+                raise ExecutionNotFound(
+                    f"{what} not found: list them with `yolopipe executions list`"
+                ) from error
+            raise NotFound(f"{what} not found ({message})") from error
+        raise

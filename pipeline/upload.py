@@ -1,0 +1,271 @@
+"""Upload a local YOLO dataset to s3://<bucket>/datasets/<name>/: validated, parallel, resumable.
+
+Order matters: every image and label goes first, `data.yaml` last, because the marker is what the
+trigger listens for. An interrupted upload never wrote the marker, so nothing started; running it
+again compares sizes and ETags (MD5 for single-part objects, MD5-of-parts for multipart ones)
+and sends only what is missing or changed. `trigger=False` leaves the marker out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yolopipe_shared.errors import YolopipeError
+
+MARKER = "data.yaml"
+DATASETS_PREFIX = "datasets/"
+#: Files above this go in parts (boto3's default too); the ETag check computes parts the same way.
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
+DEFAULT_WORKERS = 32
+EXPECT_CONTINUE_THRESHOLD = 2 * 1024 * 1024
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}")
+#: Never uploaded: hidden files/folders (.DS_Store, .git) and Ultralytics' label caches.
+_SKIP_SUFFIXES = (".cache",)
+
+Progress = Callable[[int, int], None]  # (files done, bytes done) increments
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path
+    key: str
+    size: int
+
+
+@dataclass
+class UploadPlan:
+    """What an upload would do: files to send, files already there, the marker, stale objects."""
+
+    bucket: str
+    prefix: str
+    to_send: list[LocalFile]
+    up_to_date: list[LocalFile]
+    marker: LocalFile | None
+    marker_up_to_date: bool
+    stale_keys: list[str]
+
+    @property
+    def bytes_to_send(self) -> int:
+        return sum(f.size for f in self.to_send)
+
+
+@dataclass
+class UploadResult:
+    bucket: str
+    prefix: str
+    uploaded: int = 0
+    skipped: int = 0
+    bytes_sent: int = 0
+    deleted: int = 0
+    marker_written: bool = False
+    seconds: float = 0.0
+    files: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def s3_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "s3_uri": self.s3_uri,
+            "uploaded": self.uploaded,
+            "skipped": self.skipped,
+            "bytes_sent": self.bytes_sent,
+            "deleted": self.deleted,
+            "marker_written": self.marker_written,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class UploadInterrupted(YolopipeError):
+    """The upload stopped part-way; the marker was not written, so nothing was triggered."""
+
+
+def dataset_prefix(name: str) -> str:
+    """`cats` -> `datasets/cats/`, refusing names S3 keys or the trigger would trip on."""
+    if not _NAME.fullmatch(name):
+        raise YolopipeError(
+            f"dataset name {name!r} is not valid: use letters, digits, '.', '_' or '-' (at most 128), "
+            "starting with a letter or digit"
+        )
+    return f"{DATASETS_PREFIX}{name}/"
+
+
+def local_files(root: Path, prefix: str) -> tuple[list[LocalFile], LocalFile | None]:
+    """Every file under `root` as an S3 key under `prefix` (sorted), and the marker apart."""
+    files: list[LocalFile] = []
+    marker: LocalFile | None = None
+    for path in sorted(_walk(root)):
+        rel = path.relative_to(root).as_posix()
+        item = LocalFile(path, prefix + rel, path.stat().st_size)
+        if rel == MARKER:
+            marker = item
+        else:
+            files.append(item)
+    return files, marker
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for path in root.iterdir():
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            yield from _walk(path)
+        elif path.is_file() and not path.name.endswith(_SKIP_SUFFIXES):
+            yield path
+
+
+def local_etag(path: Path, size: int) -> str:
+    """The ETag S3 gives this file when uploaded our way: MD5, or MD5 of part MD5s + '-N'."""
+    if size < MULTIPART_THRESHOLD:
+        return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    digests = []
+    with path.open("rb") as handle:
+        while chunk := handle.read(PART_SIZE):
+            digests.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+def remote_objects(s3: Any, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
+    """key -> (size, ETag without quotes) for everything under the prefix."""
+    found: dict[str, tuple[int, str]] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents") or []:
+            found[item["Key"]] = (int(item["Size"]), str(item.get("ETag", "")).strip('"'))
+    return found
+
+
+def _same(item: LocalFile, remote: tuple[int, str] | None) -> bool:
+    if remote is None or remote[0] != item.size:
+        return False
+    return local_etag(item.path, item.size) == remote[1]
+
+
+def plan_upload(s3: Any, root: str | Path, bucket: str, name: str) -> UploadPlan:
+    """Compare the local dataset with what is already under s3://bucket/datasets/<name>/."""
+    root = Path(root)
+    if not (root / MARKER).is_file():
+        raise YolopipeError(f"{root} has no {MARKER} at its root: is this a YOLO dataset folder?")
+    prefix = dataset_prefix(name)
+    files, marker = local_files(root, prefix)
+    remote = remote_objects(s3, bucket, prefix)
+    to_send: list[LocalFile] = []
+    up_to_date: list[LocalFile] = []
+    for item in files:
+        (up_to_date if _same(item, remote.get(item.key)) else to_send).append(item)
+    local_keys = {f.key for f in files} | ({marker.key} if marker else set())
+    stale = sorted(key for key in remote if key not in local_keys)
+    marker_ok = marker is not None and _same(marker, remote.get(marker.key))
+    return UploadPlan(bucket, prefix, to_send, up_to_date, marker, marker_ok, stale)
+
+
+def without_small_expect_continue(s3: Any) -> Any:
+    """Drop botocore's `Expect: 100-continue` on PutObject bodies under 2 MiB, in place.
+
+    100-continue costs a round trip per object before the body is sent; it only pays off for
+    large bodies a server may refuse. The Go SDK's upload manager does the same below 2 MiB.
+    """
+    if not getattr(s3.meta, "_yolopipe_no_small_continue", False):
+        s3.meta.events.register("before-sign.s3.PutObject", _drop_expect_header)
+        s3.meta._yolopipe_no_small_continue = True
+    return s3
+
+
+def _drop_expect_header(request: Any, **_: Any) -> None:
+    if "Expect" not in request.headers:
+        return
+    body = request.body
+    length = len(body.getvalue()) if hasattr(body, "getvalue") else len(body) if isinstance(body, bytes) else None
+    if length is not None and length < EXPECT_CONTINUE_THRESHOLD:
+        del request.headers["Expect"]
+
+
+def _put(s3: Any, bucket: str, item: LocalFile) -> int:
+    content_type = mimetypes.guess_type(item.path.name)[0] or "application/octet-stream"
+    if item.size < MULTIPART_THRESHOLD:
+        s3.put_object(Bucket=bucket, Key=item.key, Body=item.path.read_bytes(), ContentType=content_type)
+    else:
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE,
+                                use_threads=False)
+        s3.upload_file(str(item.path), bucket, item.key, ExtraArgs={"ContentType": content_type}, Config=config)
+    return item.size
+
+
+def upload_dataset(
+    s3: Any,
+    root: str | Path,
+    bucket: str,
+    name: str,
+    *,
+    trigger: bool = True,
+    delete_stale: bool = False,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    plan: UploadPlan | None = None,
+) -> UploadResult:
+    """Send what is missing in parallel, then (if `trigger`) data.yaml last.
+
+    `s3` is a boto3 S3 client (give it `max_pool_connections >= workers`). Validate the dataset
+    before calling this (the CLI does): an upload does not judge the content.
+    """
+    started = time.perf_counter()
+    without_small_expect_continue(s3)
+    plan = plan or plan_upload(s3, root, bucket, name)
+    result = UploadResult(bucket, plan.prefix, skipped=len(plan.up_to_date))
+    if plan.to_send:
+        _send_all(s3, bucket, plan.to_send, workers, progress, result)
+    if delete_stale and plan.stale_keys:
+        for start in range(0, len(plan.stale_keys), 1000):
+            batch = plan.stale_keys[start:start + 1000]
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+        result.deleted = len(plan.stale_keys)
+    # The marker goes last and only if something changed (or it did): a re-run of a finished
+    # upload must not start a second training on the same data.
+    if trigger and plan.marker is not None and (result.uploaded or result.deleted or not plan.marker_up_to_date):
+        result.bytes_sent += _put(s3, bucket, plan.marker)
+        result.uploaded += 1
+        result.marker_written = True
+        if progress:
+            progress(1, plan.marker.size)
+    elif plan.marker is not None and plan.marker_up_to_date:
+        result.skipped += 1
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _send_all(s3: Any, bucket: str, items: list[LocalFile], workers: int, progress: Progress | None,
+              result: UploadResult) -> None:
+    executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="yolopipe-upload")
+    futures: dict[Future[int], LocalFile] = {}
+    try:
+        futures = {executor.submit(_put, s3, bucket, item): item for item in items}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            for future in done:
+                size = future.result()  # re-raises the first failure; the finally cancels the rest
+                result.uploaded += 1
+                result.bytes_sent += size
+                if progress:
+                    progress(1, size)
+    except BaseException as error:
+        executor.shutdown(wait=True, cancel_futures=True)
+        sent = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
+        if isinstance(error, KeyboardInterrupt):
+            raise UploadInterrupted(
+                f"interrupted after {sent} of {len(items)} files; data.yaml not written, nothing started: "
+                "run the same command again to send the rest"
+            ) from error
+        raise
+    executor.shutdown(wait=True)
