@@ -31,3 +31,7 @@ class PipelineNotFound(YolopipeError):
 
 class ExecutionNotFound(YolopipeError):
     """The pipeline execution does not exist."""
+
+
+class DefinitionError(YolopipeError):
+    """The pipeline definition is malformed, references something undefined, or a placeholder is unfilled."""
