@@ -35,7 +35,8 @@ idempotency = IdempotencyConfig(
 )
 
 
-@idempotent_function(data_keyword_argument="detail", persistence_store=persistence, config=idempotency)
+@idempotent_function(data_keyword_argument="detail", persistence_store=persistence, config=idempotency,
+                     key_prefix="yolopipe-notifier")
 def notify_once(detail: dict[str, Any]) -> dict[str, Any]:
     return notify_status(detail, sagemaker=sagemaker, s3=s3, sns=sns, config=CONFIG,
                          webhook=lambda: webhook_url(CONFIG, secrets))

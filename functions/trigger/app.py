@@ -27,12 +27,14 @@ s3 = boto3.client("s3")
 sagemaker = boto3.client("sagemaker")
 sns = boto3.client("sns")
 persistence = DynamoDBPersistenceLayer(table_name=CONFIG.idempotency_table, boto3_client=boto3.client("dynamodb"))
-# One record per dataset version: (bucket, key, versionId or eTag).
+# One record per dataset version: (bucket, key, versionId or eTag). A fixed key prefix keeps the
+# record's key independent of how the module is loaded (Lambda, local mode, tests).
 idempotency = IdempotencyConfig(event_key_jmespath="[bucket, key, version]", raise_on_no_idempotency_key=True,
                                 expires_after_seconds=CONFIG.idempotency_ttl_seconds)
 
 
-@idempotent_function(data_keyword_argument="marker", persistence_store=persistence, config=idempotency)
+@idempotent_function(data_keyword_argument="marker", persistence_store=persistence, config=idempotency,
+                     key_prefix="yolopipe-trigger")
 def start_once(marker: dict[str, str]) -> dict[str, Any]:
     return start_training(DatasetMarker.from_dict(marker), s3=s3, sagemaker=sagemaker, sns=sns, config=CONFIG)
 
