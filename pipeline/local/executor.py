@@ -182,11 +182,12 @@ def status_change_event(execution: Execution, previous: str | None, region: str,
         "pipelineExecutionArn": execution.arn,
         "pipelineExecutionDisplayName": execution.display_name,
         "currentPipelineExecutionStatus": execution.status,
-        "previousPipelineExecutionStatus": previous,
+        "previousPipelineExecutionStatus": previous or "Starting",
         "executionStartTime": iso(execution.created),
         "executionEndTime": iso(execution.ended),
         "pipelineExecutionDescription": execution.description,
     }
+    detail = {k: v for k, v in detail.items() if v is not None}
     return {
         "version": "0",
         "id": str(uuid.uuid4()),

@@ -1,0 +1,506 @@
+"""Local mode: the whole event-driven run on this machine, no AWS account, no Docker.
+
+    emulator ─► stack (template.yaml) ─► deploy (rendered definition + code tarball)
+      ─► dataset uploaded, data.yaml last ─► S3 event ─► functions/trigger
+      ─► StartPipelineExecution ─► local executor: Train ─► Evaluate ─► CheckQuality ─► Register | Fail
+      ─► status-change events ─► functions/notifier ─► Slack receiver + inbox ─► summary, runs/<execution>/
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+from yolopipe_shared import parameters
+from yolopipe_shared.errors import YolopipeError
+
+from . import sinks
+from .emulator import Emulator
+from .executor import TERMINAL, Execution, LocalExecutor
+from .lambdas import InvocationFailed, invoke
+from .stack import LocalStack, create_stack, function_spec
+
+Echo = Callable[[str], None]
+ROLE_ARN = "arn:aws:iam::123456789012:role/yolopipe-local-sagemaker"
+#: What the demo changes from the stack's defaults so a CPU finishes in about a minute.
+DEMO_DEFAULTS: dict[str, Any] = {"Epochs": 3, "ImageSize": 64, "BatchSize": 16, "MinMap50_95": 0.0}
+
+
+class LocalRunError(YolopipeError):
+    """Local mode could not run (not the pipeline failing: that is a result)."""
+
+
+@dataclass
+class LocalRunResult:
+    """What a local run ended with: the summary a person reads, as data."""
+
+    dataset: str
+    dataset_uri: str
+    outcome: str  # "started" | "refused"
+    status: str  # Succeeded | Failed | Stopped | Refused
+    execution_arn: str | None = None
+    display_name: str | None = None
+    failed_step: str | None = None
+    failure_reason: str | None = None
+    problems: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+    model_artifact: str | None = None
+    model_package_arn: str | None = None
+    output_dir: Path | None = None
+    slack_messages: list[dict[str, Any]] = field(default_factory=list)
+    emails: list[sinks.Email] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "Succeeded"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset, "dataset_uri": self.dataset_uri, "outcome": self.outcome,
+            "status": self.status, "execution_arn": self.execution_arn, "display_name": self.display_name,
+            "failed_step": self.failed_step, "failure_reason": self.failure_reason, "problems": self.problems,
+            "metrics": self.metrics, "parameters": self.parameters, "model_artifact": self.model_artifact,
+            "model_package_arn": self.model_package_arn,
+            "output_dir": str(self.output_dir) if self.output_dir else None,
+            "slack_messages": len(self.slack_messages), "emails": [e.subject for e in self.emails],
+            "phases": {k: round(v, 3) for k, v in self.phases.items()}, "seconds": round(self.seconds, 3),
+        }
+
+
+class _Phases:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def _process_env(emulator: Emulator) -> dict[str, str]:
+    """A function's process environment: like Lambda's, nothing inherited but the basics."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+    return {**{k: os.environ[k] for k in keep if k in os.environ}, **emulator.environment()}
+
+
+def run_local(
+    dataset_path: str | Path | None = None,
+    *,
+    name: str | None = None,
+    epochs: int | None = None,
+    imgsz: int | None = None,
+    model_variant: str | None = None,
+    min_map50_95: float | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    slack_webhook_url: str | None = None,
+    output_dir: str | Path = "runs",
+    sample_size: tuple[int, int] = (16, 8),
+    echo: Echo | None = print,
+    timeout_s: float = 1800.0,
+) -> LocalRunResult:
+    """Run the whole product locally on `dataset_path` (a YOLO dataset folder; None: a generated one).
+
+    `epochs`, `imgsz`, `model_variant`, `min_map50_95` and `overrides` (any parameter, any
+    spelling) are the stack's defaults for this run, as `sam deploy` parameters would set them;
+    a `yolopipe.yaml` in the dataset still overrides them, as on AWS. Slack goes to a local
+    receiver unless `slack_webhook_url` (or SLACK_WEBHOOK_URL) names a real one.
+    """
+    started = time.perf_counter()
+    say: Echo = echo or (lambda _: None)
+
+    def log(text: str) -> None:
+        say(f"[{time.perf_counter() - started:6.1f}s] {text}")
+
+    phases = _Phases()
+    stack_defaults = _stack_defaults(epochs, imgsz, model_variant, min_map50_95, overrides,
+                                     sample=dataset_path is None)
+    slack_webhook_url = slack_webhook_url or os.environ.get("SLACK_WEBHOOK_URL") or None
+    work = Path(tempfile.mkdtemp(prefix="yolopipe-local-"))
+    emulator = Emulator()
+    receiver = sinks.SlackReceiver() if not slack_webhook_url else None
+    events: queue.Queue[dict[str, Any]] = queue.Queue()
+    try:
+        with phases("emulator"):
+            emulator.start()
+            if receiver is not None:
+                receiver.start()
+            clients = {s: emulator.client(s) for s in ("s3", "dynamodb", "sns", "sqs", "secretsmanager", "sagemaker")}
+            stack = create_stack(clients, region=emulator.region,
+                                 slack_webhook_url=slack_webhook_url or (receiver.url if receiver else ""))
+            executor = LocalExecutor(
+                emulator.client("s3"), emulator.client("sagemaker"), work / "jobs", region=emulator.region,
+                on_event=events.put, on_progress=lambda _e, text: log(text), extra_env=_job_env(work),
+            )
+            emulator.attach(executor)
+        log(f"AWS emulator on {emulator.endpoint_url}: bucket {stack.bucket}, topic, table, secret, "
+            f"model package group {stack.model_package_group}")
+
+        with phases("deploy"):
+            pipeline_arn, code_uri = deploy_pipeline(clients, stack, stack_defaults)
+        shown = ", ".join(f"{k}={v}" for k, v in stack_defaults.items())
+        log(f"pipeline {stack.pipeline_name} deployed (training code {code_uri}); stack defaults: {shown or 'none'}")
+        if dataset_path is None and "MinMap50_95" in stack_defaults:
+            log(f"demo: the quality gate MinMap50_95 is lowered to {stack_defaults['MinMap50_95']} (stack default "
+                f"{parameters.BY_NAME['MinMap50_95'].default}) so a few CPU epochs reach the success path")
+
+        with phases("dataset"):
+            root, name = _dataset(dataset_path, name, work, sample_size)
+        if dataset_path is None:
+            log(f"generated a sample dataset '{name}': {sample_size[0]} train + {sample_size[1]} val images")
+
+        with phases("upload"):
+            marker_key, uploaded = _upload(clients["s3"], root, stack.bucket, name)
+        log(f"uploaded {uploaded} files to s3://{stack.bucket}/datasets/{name}/ (data.yaml last)")
+
+        with phases("trigger"):
+            event = s3_marker_event(clients["s3"], stack.bucket, marker_key, emulator.region)
+            trigger = function_spec(stack.template, "TriggerFunction", "functions/trigger")
+            env = {**_process_env(emulator), **stack.environment(trigger)}
+            outcome = invoke(trigger, event, env, log_file=work / "logs" / "trigger.log").result
+        result = LocalRunResult(dataset=name, dataset_uri=f"s3://{stack.bucket}/datasets/{name}/",
+                                outcome="refused", status="Refused")
+        item = _single_outcome(outcome)
+        if item.get("outcome") != "started":
+            result.problems = [str(p) for p in item.get("problems") or []]
+            log(f"trigger refused the dataset ({len(result.problems)} problem(s)); nothing was started")
+            result.emails = sinks.Inbox(clients["sqs"], stack.email_queue_url).take()
+            _show(say, [], result.emails)
+            result.output_dir = _save_refusal(Path(output_dir), result, work)
+        else:
+            arn = str(item["execution_arn"])
+            log(f"trigger started execution {arn.rsplit('/', 1)[-1]} (display name {item.get('dataset')})")
+            result.outcome = "started"
+            result.execution_arn = arn
+            execution = _deliver_until_done(executor, arn, events, emulator, stack, work, phases, say, log, timeout_s,
+                                             result, receiver, clients)
+            _collect(result, execution, clients, stack)
+            _step_phases(result, execution)
+            result.output_dir = _save_execution(Path(output_dir), result, execution, executor, clients, work)
+        result.seconds = time.perf_counter() - started
+        result.phases = dict(phases.seconds)
+        _summary(say, result)
+        return result
+    except InvocationFailed as exc:
+        raise LocalRunError(str(exc)) from exc
+    finally:
+        if receiver is not None:
+            receiver.stop()
+        emulator.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- set-up --------------------------------------------------------------------------------------
+
+def _stack_defaults(epochs: int | None, imgsz: int | None, variant: str | None, min_map: float | None,
+                    overrides: Mapping[str, Any] | None, *, sample: bool) -> dict[str, Any]:
+    given: dict[str, Any] = dict(DEMO_DEFAULTS) if sample else {}
+    for key, value in (("Epochs", epochs), ("ImageSize", imgsz), ("ModelVariant", variant),
+                       ("MinMap50_95", min_map)):
+        if value is not None:
+            given[key] = value
+    given.update(overrides or {})
+    return dict(parameters.resolve(given))
+
+
+def _job_env(work: Path) -> dict[str, str]:
+    """Every job process: offline Ultralytics with a settings folder of its own."""
+    return {"YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "ultralytics"), "MPLBACKEND": "Agg"}
+
+
+def deploy_pipeline(clients: dict[str, Any], stack: LocalStack, defaults: Mapping[str, Any]) -> tuple[str, str]:
+    """Upload the training-code tarball and upsert the rendered definition, with the stack's defaults."""
+    from pipeline import code_bundle
+    from pipeline.render import render_definition
+    from yolopipe_shared.pipeline_template import substitute
+
+    bundle = code_bundle.build_bundle()
+    code_uri = bundle.s3_uri(stack.bucket)
+    clients["s3"].put_object(Bucket=stack.bucket, Key=bundle.key, Body=bundle.data)
+    text = render_definition(pipeline_name=stack.pipeline_name)
+    text = substitute(text, {"Bucket": stack.bucket, "RoleArn": ROLE_ARN, "Region": stack.region,
+                             "CodeS3Uri": code_uri})
+    document = json.loads(text)
+    wanted = {"ModelPackageGroupName": stack.model_package_group, **defaults}
+    for item in document.get("Parameters", []):
+        if item["Name"] in wanted:
+            item["DefaultValue"] = wanted[item["Name"]]
+    definition = json.dumps(document)
+    sagemaker = clients["sagemaker"]
+    sagemaker.create_pipeline(PipelineName=stack.pipeline_name, PipelineDefinition=definition, RoleArn=ROLE_ARN,
+                              Tags=[{"Key": "yolopipe:stack", "Value": "local"}])
+    arn = str(sagemaker.describe_pipeline(PipelineName=stack.pipeline_name)["PipelineArn"])
+    return arn, code_uri
+
+
+def _dataset(path: str | Path | None, name: str | None, work: Path, sample_size: tuple[int, int]) -> tuple[Path, str]:
+    if path is None:
+        from pipeline.sample_dataset import generate_dataset
+
+        generated = generate_dataset(work / "sample", train=sample_size[0], val=sample_size[1])
+        return generated.root, name or "sample"
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        raise LocalRunError(f"{path} is not a folder; give a YOLO dataset folder with data.yaml at its root")
+    if not (root / "data.yaml").is_file():
+        raise LocalRunError(f"{root}/data.yaml not found; a dataset folder has data.yaml at its root")
+    return root, name or root.name
+
+
+def _upload(s3: Any, root: Path, bucket: str, name: str) -> tuple[str, int]:
+    """Upload as a user would (`yolopipe upload`: everything, data.yaml last); returns the marker key."""
+    from pipeline.upload import dataset_prefix, upload_dataset
+
+    result = upload_dataset(s3, root, bucket, name, trigger=True)
+    return f"{dataset_prefix(name)}data.yaml", int(result.uploaded)
+
+
+def s3_marker_event(s3: Any, bucket: str, key: str, region: str) -> dict[str, Any]:
+    """The s3:ObjectCreated:Put event S3 sends for the marker (key URL-encoded, eTag, versionId)."""
+    head = s3.head_object(Bucket=bucket, Key=key)
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": int(head["ContentLength"]),
+                           "eTag": str(head["ETag"]).strip('"'), "sequencer": f"{time.time_ns():018X}"}
+    if head.get("VersionId") and head["VersionId"] != "null":
+        obj["versionId"] = head["VersionId"]
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region,
+        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "AWS:LOCAL"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": uuid.uuid4().hex[:16].upper(), "x-amz-id-2": uuid.uuid4().hex},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "yolopipe-dataset-marker",
+               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "LOCAL"}, "arn": f"arn:aws:s3:::{bucket}"},
+               "object": obj},
+    }]}
+
+
+def _single_outcome(outcome: Any) -> dict[str, Any]:
+    """The trigger's outcome for the one marker we sent (it answers per record)."""
+    if isinstance(outcome, dict):
+        for key in ("results", "outcomes", "records"):
+            items = outcome.get(key)
+            if isinstance(items, list) and items:
+                return dict(items[0])
+        return outcome
+    if isinstance(outcome, list) and outcome:
+        return dict(outcome[0])
+    return {}
+
+
+# --- the execution -----------------------------------------------------------------------------
+
+def _deliver_until_done(executor: LocalExecutor, arn: str, events: queue.Queue[dict[str, Any]], emulator: Emulator,
+                        stack: LocalStack, work: Path, phases: _Phases, say: Echo, log: Echo, timeout_s: float,
+                        result: LocalRunResult, receiver: sinks.SlackReceiver | None,
+                        clients: dict[str, Any]) -> Execution:
+    """EventBridge's part: every status-change event of the execution goes to the notifier."""
+    notifier = function_spec(stack.template, "NotifierFunction", "functions/notifier")
+    env = {**_process_env(emulator), **stack.environment(notifier)}
+    inbox = sinks.Inbox(clients["sqs"], stack.email_queue_url)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            event = events.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            executor.stop(arn)
+            raise LocalRunError(f"the execution did not finish within {timeout_s:.0f}s; stopped it") from None
+        if event["detail"].get("pipelineExecutionArn") != arn:
+            continue
+        status = event["detail"]["currentPipelineExecutionStatus"]
+        with phases("notify"):
+            try:
+                invoke(notifier, event, env, log_file=work / "logs" / "notifier.log")
+            except InvocationFailed as exc:  # EventBridge would retry; show it and go on
+                log(f"notifier failed on {status}: {exc}")
+            messages = receiver.take() if receiver else []
+            emails = inbox.take()
+        result.slack_messages += messages
+        result.emails += emails
+        log(f"execution status {status}: notifier sent {len(messages)} Slack message(s), {len(emails)} email(s)")
+        _show(say, messages, emails)
+        if status in TERMINAL:
+            return executor.wait(arn, 5)
+
+
+def _collect(result: LocalRunResult, execution: Execution, clients: dict[str, Any], stack: LocalStack) -> None:
+    result.status = execution.status
+    result.display_name = execution.display_name
+    result.parameters = {k: v["Value"] for k, v in ((p["Name"], p) for p in execution.parameter_list())}
+    for step in execution.steps:  # most recent first
+        if step.status == "Failed" and result.failed_step is None:
+            result.failed_step = step.name
+            result.failure_reason = (step.metadata.get("Fail") or {}).get("ErrorMessage") or step.failure_reason
+        if "RegisterModel" in step.metadata:
+            result.model_package_arn = step.metadata["RegisterModel"]["Arn"]
+    if result.failure_reason is None and execution.failure_reason and execution.status == "Failed":
+        result.failure_reason = execution.failure_reason
+    scope = execution.scope
+    if scope is None:
+        return
+    for properties in scope.steps.values():
+        artifact = (properties.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        if artifact:
+            result.model_artifact = str(artifact)
+        for output in (properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+            from yolopipe_shared import evaluation
+
+            if output.get("OutputName") == evaluation.EVALUATION_OUTPUT_NAME:
+                uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{evaluation.EVALUATION_FILE}"
+                bucket, _, key = uri[5:].partition("/")
+                try:
+                    document = json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
+                    result.metrics = evaluation.headline_metrics(document)
+                except Exception:  # noqa: S110 - a failed evaluation leaves no file; the summary says so
+                    pass
+
+
+def _step_phases(result: LocalRunResult, execution: Execution) -> None:
+    names = {"Training": "train", "Processing": "evaluate", "Condition": "gate", "RegisterModel": "register"}
+    for step in execution.steps:
+        if step.end is not None and step.type in names:
+            key = names[step.type]
+            result.phases[key] = result.phases.get(key, 0.0) + (step.end - step.start).total_seconds()
+
+
+# --- output --------------------------------------------------------------------------------------
+
+def _show(say: Echo, messages: list[dict[str, Any]], emails: list[sinks.Email]) -> None:
+    for message in messages:
+        say("  ┌─ Slack " + "─" * 60)
+        for line in sinks.render(message).splitlines():
+            say(f"  │ {line}")
+        say("  └" + "─" * 68)
+    for email in emails:
+        say("  ┌─ Email " + "─" * 60)
+        say(f"  │ Subject: {email.subject}")
+        say("  │")
+        for line in email.body.rstrip().splitlines():
+            say(f"  │ {line}")
+        say("  └" + "─" * 68)
+
+
+def _summary(say: Echo, result: LocalRunResult) -> None:
+    say("")
+    say("yolopipe local run")
+    say(f"  dataset     {result.dataset_uri}")
+    if result.outcome == "refused":
+        say("  status      Refused by the trigger (nothing was trained)")
+        for problem in result.problems[:10]:
+            say(f"    - {problem}")
+    else:
+        say(f"  execution   {result.display_name} ({result.execution_arn})")
+        say(f"  status      {result.status}")
+        if result.failed_step:
+            say(f"  failed step {result.failed_step}: {(result.failure_reason or '').splitlines()[0:1]}")
+        if result.metrics:
+            from yolopipe_shared.evaluation import METRICS
+
+            say("  metrics     " + ", ".join(f"{METRICS[k]} {v:.3f}" for k, v in result.metrics.items()))
+        if result.model_artifact:
+            say(f"  model       {result.model_artifact}")
+        if result.model_package_arn:
+            say(f"  registered  {result.model_package_arn} (PendingManualApproval)")
+    if result.output_dir:
+        say(f"  artifacts   {result.output_dir}/")
+    order = ("emulator", "deploy", "dataset", "upload", "trigger", "train", "evaluate", "notify")
+    say("  time        " + ", ".join(f"{k} {result.phases[k]:.1f}s" for k in order if k in result.phases)
+        + f"; total {result.seconds:.1f}s")
+
+
+def _fresh(folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _write_notifications(folder: Path, result: LocalRunResult, work: Path) -> None:
+    (folder / "slack.json").write_text(json.dumps(result.slack_messages, indent=2, ensure_ascii=False))
+    emails = "".join(f"Subject: {e.subject}\n\n{e.body}\n{'=' * 70}\n" for e in result.emails)
+    (folder / "emails.txt").write_text(emails)
+    logs = work / "logs"
+    if logs.is_dir():
+        shutil.copytree(logs, folder / "logs", dirs_exist_ok=True)
+
+
+def _save_refusal(root: Path, result: LocalRunResult, work: Path) -> Path:
+    folder = _fresh(root / f"refused-{result.dataset}")
+    _write_notifications(folder, result, work)
+    (folder / "summary.json").write_text(json.dumps(result.to_dict() | {"output_dir": str(folder)}, indent=2))
+    return folder
+
+
+def _save_execution(root: Path, result: LocalRunResult, execution: Execution, executor: LocalExecutor,
+                    clients: dict[str, Any], work: Path) -> Path:
+    folder = _fresh(root / execution.execution_id)
+    s3 = clients["s3"]
+    if result.model_artifact and execution.status != "Stopped":
+        bucket, _, key = result.model_artifact[5:].partition("/")
+        archive = folder / "model.tar.gz"
+        s3.download_file(bucket, key, str(archive))
+        with tarfile.open(archive) as tar:
+            tar.extractall(folder / "model", filter="data")
+    if result.metrics and execution.scope is not None:
+        from yolopipe_shared import evaluation
+
+        for properties in execution.scope.steps.values():
+            for output in (properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+                if output.get("OutputName") == evaluation.EVALUATION_OUTPUT_NAME:
+                    uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{evaluation.EVALUATION_FILE}"
+                    bucket, _, key = uri[5:].partition("/")
+                    s3.download_file(bucket, key, str(folder / evaluation.EVALUATION_FILE))
+    _write_notifications(folder, result, work)
+    for step in execution.steps:
+        log = executor.log_path(execution, step.name)
+        if log.is_file():
+            (folder / "logs").mkdir(exist_ok=True)
+            shutil.copy(log, folder / "logs" / f"{step.name}.log")
+    steps = [s.to_api() for s in reversed(execution.steps)]
+    (folder / "steps.json").write_text(json.dumps(steps, indent=2, default=str))
+    (folder / "summary.json").write_text(json.dumps(result.to_dict() | {"output_dir": str(folder)}, indent=2))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline.local [DATASET] [--epochs N] [--imgsz N] [--output DIR]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.local",
+                                     description="Run yolopipe end to end on this machine (no AWS account).")
+    parser.add_argument("dataset", nargs="?", help="YOLO dataset folder (data.yaml at its root); default: a sample")
+    parser.add_argument("--name", help="dataset name (default: the folder's name)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--imgsz", type=int)
+    parser.add_argument("--model-variant", choices=("n", "s", "m", "l", "x"))
+    parser.add_argument("--min-map50-95", type=float)
+    parser.add_argument("--output", default="runs", help="where runs/<execution>/ goes (default: runs)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before the execution is stopped")
+    args = parser.parse_args(argv)
+    try:
+        result = run_local(args.dataset, name=args.name, epochs=args.epochs, imgsz=args.imgsz,
+                           model_variant=args.model_variant, min_map50_95=args.min_map50_95,
+                           output_dir=args.output, timeout_s=args.timeout)
+    except YolopipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if result.ok else 1
+
