@@ -28,7 +28,7 @@ DEFAULT_PIPELINE = "yolopipe"
 DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:5000"
 
 _NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "404",
-                    "NotFound", "ValidationError"}
+                    "NotFound", "ValidationError", "ValidationException"}
 _ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403", "Forbidden"}
 _CREDENTIAL_CODES = {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch",
                      "UnrecognizedClientException", "InvalidAccessKeyId", "RequestExpired"}
@@ -37,6 +37,10 @@ _THROTTLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsExceptio
 
 class AwsUnavailable(YolopipeError):
     """AWS (or the local emulator) cannot be used: no credentials, no region, unreachable, denied."""
+
+
+class AccessDenied(AwsUnavailable):
+    """The credentials work but lack a permission the command needs."""
 
 
 class NotFound(YolopipeError):
@@ -230,7 +234,7 @@ def aws_errors(what: str | None = None) -> Iterator[None]:
         if code in _CREDENTIAL_CODES:
             raise AwsUnavailable(f"AWS refused the credentials ({code}): log in again or check AWS_PROFILE") from error
         if code in _ACCESS_CODES:
-            raise AwsUnavailable(
+            raise AccessDenied(
                 f"access denied for {operation}: your role needs that permission ({message})"
             ) from error
         if code in _THROTTLE_CODES:

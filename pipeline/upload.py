@@ -119,7 +119,8 @@ def _walk(root: Path) -> Iterator[Path]:
         if path.name.startswith("."):
             continue
         if path.is_dir():
-            yield from _walk(path)
+            if not path.is_symlink():  # as the validator: symlinked folders are not followed (no loops)
+                yield from _walk(path)
         elif path.is_file() and not path.name.endswith(_SKIP_SUFFIXES):
             yield path
 

@@ -1,0 +1,477 @@
+"""Pipelines and their executions, as plain functions a notebook can call.
+
+Each takes boto3 clients (`sagemaker`, `s3`) so the same code runs against AWS, the local
+emulator or moto. Failures surface as domain errors through `pipeline.aws.aws_errors`.
+
+    list_pipelines(sm) / list_executions(sm, pipeline)
+    plan_run(...) -> RunRequest; start_run(sm, request) -> execution ARN
+    find_execution(sm, pipeline, "latest" | id | ARN) -> ARN
+    execution_status(sm, arn) -> ExecutionStatus (status + step table); watch(...) polls it
+    report(sm, s3, arn) -> dict (parameters, metrics, per-class, model package, artifacts)
+    stop(sm, arn)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from yolopipe_shared import evaluation, parameters
+from yolopipe_shared.errors import ExecutionNotFound, ParameterError, YolopipeError
+
+from .aws import aws_errors
+
+TERMINAL = ("Succeeded", "Failed", "Stopped")
+_DISPLAY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}")
+_EVALUATION_MAX_BYTES = 4 * 1024 * 1024
+
+
+# --- pipelines ---------------------------------------------------------------------------------
+
+def list_pipelines(sm: Any) -> list[dict[str, Any]]:
+    """Every pipeline in the account/region: name, ARN, created, last execution (newest first)."""
+    found: list[dict[str, Any]] = []
+    with aws_errors():
+        token: str | None = None
+        while True:
+            page = sm.list_pipelines(MaxResults=100, SortBy="CreationTime", SortOrder="Descending",
+                                     **({"NextToken": token} if token else {}))
+            for item in page.get("PipelineSummaries") or []:
+                found.append({
+                    "name": item.get("PipelineName", ""),
+                    "arn": item.get("PipelineArn", ""),
+                    "created": _iso(item.get("CreationTime")),
+                    "last_execution": _iso(item.get("LastExecutionTime")),
+                    "description": item.get("PipelineDescription") or "",
+                })
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+
+def pipeline_arn(sm: Any, pipeline: str) -> str:
+    with aws_errors(what=f"pipeline {pipeline!r}"):
+        return str(sm.describe_pipeline(PipelineName=pipeline)["PipelineArn"])
+
+
+# --- starting an execution ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What `yolopipe run` starts: checked against the shared parameter specs before any API call."""
+
+    pipeline: str
+    parameters: dict[str, parameters.Value]
+    display_name: str
+    client_request_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def api_request(self) -> dict[str, Any]:
+        return {
+            "PipelineName": self.pipeline,
+            "PipelineExecutionDisplayName": self.display_name,
+            "PipelineParameters": parameters.to_execution_parameters(self.parameters),
+            "PipelineExecutionDescription": "started by yolopipe run",
+            "ClientRequestToken": self.client_request_token,
+        }
+
+    def to_dict(self, pipeline_defaults: Mapping[str, parameters.Value] | None = None) -> dict[str, Any]:
+        """The request, with every parameter's effective value (defaults included) for a dry run.
+
+        `pipeline_defaults` are the deployed pipeline's own defaults (a stack may set them, e.g.
+        ModelPackageGroupName); the shared specs' defaults fill in the rest."""
+        return {
+            "pipeline": self.pipeline,
+            "display_name": self.display_name,
+            "parameters": self.parameters,
+            "effective_parameters": {**parameters.defaults(), **(pipeline_defaults or {}), **self.parameters},
+        }
+
+
+def pipeline_defaults(sm: Any, pipeline: str) -> dict[str, parameters.Value]:
+    """The deployed pipeline's parameter defaults, read from its definition ({} if unreadable)."""
+    with aws_errors(what=f"pipeline {pipeline!r}"):
+        described = sm.describe_pipeline(PipelineName=pipeline)
+    try:
+        document = json.loads(described.get("PipelineDefinition") or "{}")
+    except ValueError:
+        return {}
+    items = [{"Name": p["Name"], "Value": str(p["DefaultValue"]).lower() if isinstance(p["DefaultValue"], bool)
+              else str(p["DefaultValue"])}
+             for p in document.get("Parameters") or [] if isinstance(p, dict) and "DefaultValue" in p]
+    return parameters.from_execution_parameters(items)
+
+
+def dataset_uri(dataset: str, bucket: Callable[[], str] | None = None) -> str:
+    """`s3://b/datasets/x` or just `x` (a dataset in the stack's bucket) -> `s3://b/datasets/x/`."""
+    text = dataset.strip()
+    if not text.startswith("s3://"):
+        if "/" in text or not text:
+            raise ParameterError(f"--dataset {dataset!r}: give s3://<bucket>/datasets/<name>/ or a dataset name")
+        if bucket is None:
+            raise ParameterError(f"--dataset {dataset!r}: give the full s3:// URI")
+        text = f"s3://{bucket()}/datasets/{text}/"
+    return text if text.endswith("/") else text + "/"
+
+
+def plan_run(
+    pipeline: str,
+    dataset: str,
+    overrides: Mapping[str, object] | None = None,
+    *,
+    bucket: Callable[[], str] | None = None,
+    display_name: str | None = None,
+) -> RunRequest:
+    """Check every parameter (ParameterError names the bad one and its bounds); call no AWS API
+    unless the dataset is given by name and the bucket must be looked up."""
+    values = parameters.resolve(dict(overrides or {}))
+    values.pop("DatasetS3Uri", None)
+    uri = dataset_uri(dataset, bucket)
+    values = {"DatasetS3Uri": parameters.spec_for("DatasetS3Uri").coerce(uri), **values}
+    name = display_name or _display_name(uri)
+    if not _DISPLAY_NAME.fullmatch(name):
+        raise ParameterError(f"--display-name {name!r}: use letters, digits and '-' (at most 82 characters)")
+    return RunRequest(pipeline=pipeline, parameters=values, display_name=name)
+
+
+def _display_name(uri: str) -> str:
+    dataset = re.sub(r"[^a-zA-Z0-9]+", "-", uri.rstrip("/").rsplit("/", 1)[-1]).strip("-") or "dataset"
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"cli-{dataset[:55]}-{stamp}".replace("--", "-")
+
+
+def start_run(sm: Any, request: RunRequest) -> str:
+    with aws_errors(what=f"pipeline {request.pipeline!r}"):
+        return str(sm.start_pipeline_execution(**request.api_request())["PipelineExecutionArn"])
+
+
+# --- finding executions ------------------------------------------------------------------------
+
+def list_executions(sm: Any, pipeline: str, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The pipeline's most recent executions, newest first."""
+    rows: list[dict[str, Any]] = []
+    with aws_errors(what=f"pipeline {pipeline!r}"):
+        token: str | None = None
+        while len(rows) < limit:
+            page = sm.list_pipeline_executions(
+                PipelineName=pipeline, SortBy="CreationTime", SortOrder="Descending",
+                MaxResults=min(100, max(1, limit)), **({"NextToken": token} if token else {}),
+            )
+            for item in page.get("PipelineExecutionSummaries") or []:
+                rows.append({
+                    "arn": item.get("PipelineExecutionArn", ""),
+                    "id": str(item.get("PipelineExecutionArn", "")).rsplit("/", 1)[-1],
+                    "status": item.get("PipelineExecutionStatus", ""),
+                    "started": _iso(item.get("StartTime")),
+                    "display_name": item.get("PipelineExecutionDisplayName") or "",
+                    "failure_reason": _reason(item.get("PipelineExecutionFailureReason")),
+                })
+            token = page.get("NextToken")
+            if not token:
+                break
+    # moto ignores the sort: sort here, newest first
+    rows.sort(key=lambda r: r["started"] or "", reverse=True)
+    return rows[:limit]
+
+
+def find_execution(sm: Any, pipeline: str, ref: str) -> str:
+    """An execution ARN from a full ARN, an execution id of `pipeline`, or `latest`."""
+    if ref.startswith("arn:"):
+        arn = ref
+    elif ref == "latest":
+        rows = list_executions(sm, pipeline, limit=1)
+        if not rows:
+            raise ExecutionNotFound(f"pipeline {pipeline!r} has no executions yet: start one with `yolopipe run`")
+        return str(rows[0]["arn"])
+    elif re.fullmatch(r"[a-z0-9]{1,64}", ref):
+        arn = f"{pipeline_arn(sm, pipeline)}/execution/{ref}"
+    else:
+        raise ExecutionNotFound(
+            f"execution {ref!r} is neither an ARN, an execution id nor 'latest': see `yolopipe executions list`"
+        )
+    describe_execution(sm, arn)  # fails with ExecutionNotFound when it does not exist
+    return arn
+
+
+def describe_execution(sm: Any, arn: str) -> dict[str, Any]:
+    with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
+        return dict(sm.describe_pipeline_execution(PipelineExecutionArn=arn))
+
+
+# --- status and steps --------------------------------------------------------------------------
+
+@dataclass
+class Step:
+    name: str
+    type: str
+    status: str
+    started: datetime | None
+    ended: datetime | None
+    failure_reason: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def elapsed_s(self) -> float | None:
+        if self.started is None:
+            return None
+        return max(0.0, ((self.ended or datetime.now(UTC)) - self.started).total_seconds())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "status": self.status, "started": _iso(self.started),
+                "ended": _iso(self.ended), "elapsed_s": _round(self.elapsed_s), "failure_reason": self.failure_reason}
+
+
+@dataclass
+class ExecutionStatus:
+    arn: str
+    status: str
+    display_name: str
+    started: datetime | None
+    ended: datetime | None
+    failure_reason: str
+    steps: list[Step]
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def elapsed_s(self) -> float | None:
+        if self.started is None:
+            return None
+        end = self.ended if self.done else None
+        return max(0.0, ((end or datetime.now(UTC)) - self.started).total_seconds())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arn": self.arn, "status": self.status, "display_name": self.display_name,
+                "started": _iso(self.started), "ended": _iso(self.ended), "elapsed_s": _round(self.elapsed_s),
+                "failure_reason": self.failure_reason, "steps": [s.to_dict() for s in self.steps]}
+
+
+_STEP_TYPES = {"TrainingJob": "Training", "ProcessingJob": "Processing", "Condition": "Condition",
+               "RegisterModel": "RegisterModel", "Fail": "Fail", "Model": "Model", "TransformJob": "Transform",
+               "Lambda": "Lambda", "QualityCheck": "QualityCheck", "ClarifyCheck": "ClarifyCheck"}
+
+
+def list_steps(sm: Any, arn: str) -> list[Step]:
+    """The execution's steps in the order they started."""
+    raw: list[dict[str, Any]] = []
+    with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
+        token: str | None = None
+        while True:
+            page = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn, SortOrder="Ascending",
+                                                    **({"NextToken": token} if token else {}))
+            raw.extend(page.get("PipelineExecutionSteps") or [])
+            token = page.get("NextToken")
+            if not token:
+                break
+    steps = []
+    for item in raw:
+        metadata = dict(item.get("Metadata") or {})
+        kind = next((_STEP_TYPES[k] for k in metadata if k in _STEP_TYPES), "")
+        steps.append(Step(
+            name=str(item.get("StepDisplayName") or item.get("StepName") or ""),
+            type=kind,
+            status=str(item.get("StepStatus") or ""),
+            started=_time(item.get("StartTime")),
+            ended=_time(item.get("EndTime")),
+            failure_reason=_reason(item.get("FailureReason") or (metadata.get("Fail") or {}).get("ErrorMessage")),
+            metadata=metadata,
+        ))
+    return steps
+
+
+def execution_status(sm: Any, arn: str) -> ExecutionStatus:
+    described = describe_execution(sm, arn)
+    status = str(described.get("PipelineExecutionStatus") or "")
+    return ExecutionStatus(
+        arn=arn,
+        status=status,
+        display_name=str(described.get("PipelineExecutionDisplayName") or ""),
+        started=_time(described.get("CreationTime")),
+        ended=_time(described.get("LastModifiedTime")) if status in TERMINAL else None,
+        failure_reason=_reason(described.get("FailureReason")),
+        steps=list_steps(sm, arn),
+    )
+
+
+def watch(
+    sm: Any,
+    arn: str,
+    *,
+    on_update: Callable[[ExecutionStatus], None],
+    interval: float = 10.0,
+    timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ExecutionStatus:
+    """Poll until the execution ends (or `timeout` seconds pass); `on_update` sees every poll."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        status = execution_status(sm, arn)
+        on_update(status)
+        if status.done:
+            return status
+        if deadline is not None and time.monotonic() >= deadline:
+            raise WatchTimeout(f"still {status.status} after {timeout:g}s: run `yolopipe watch {arn}` again")
+        sleep(interval)
+
+
+class WatchTimeout(YolopipeError):
+    """`watch --timeout` ran out before the execution ended."""
+
+
+def stop(sm: Any, arn: str) -> str:
+    """Ask SageMaker to stop the execution; returns the status right after the request."""
+    current = describe_execution(sm, arn)
+    if current.get("PipelineExecutionStatus") in TERMINAL:
+        return str(current["PipelineExecutionStatus"])
+    with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
+        sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=uuid.uuid4().hex)
+    return str(describe_execution(sm, arn).get("PipelineExecutionStatus") or "Stopping")
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def report(sm: Any, s3: Any, arn: str) -> dict[str, Any]:
+    """Everything to judge one execution: status, parameters, step table, metrics, per-class
+    metrics (evaluation.json), model package and its approval status, artifact URIs."""
+    status = execution_status(sm, arn)
+    with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
+        items: list[dict[str, str]] = []
+        token: str | None = None
+        while True:
+            page = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn,
+                                                             **({"NextToken": token} if token else {}))
+            items.extend(page.get("PipelineParameters") or [])
+            token = page.get("NextToken")
+            if not token:
+                break
+    values = {**parameters.defaults(), **parameters.from_execution_parameters(items)}
+    artifacts: dict[str, str] = {}
+    evaluation_doc: dict[str, Any] = {}
+    model_package: dict[str, Any] = {}
+    for step in status.steps:
+        if "TrainingJob" in step.metadata:
+            job = _describe_job(sm, "training", step.metadata["TrainingJob"].get("Arn", ""))
+            uri = (job.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+            if uri:
+                artifacts[f"{step.name}.model"] = str(uri)
+            checkpoint = (job.get("CheckpointConfig") or {}).get("S3Uri")
+            if checkpoint:
+                artifacts[f"{step.name}.checkpoints"] = str(checkpoint)
+        if "ProcessingJob" in step.metadata:
+            job = _describe_job(sm, "processing", step.metadata["ProcessingJob"].get("Arn", ""))
+            for output in (job.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+                uri = (output.get("S3Output") or {}).get("S3Uri")
+                if not uri:
+                    continue
+                artifacts[f"{step.name}.{output.get('OutputName', 'output')}"] = str(uri)
+                if output.get("OutputName") == evaluation.EVALUATION_OUTPUT_NAME and not evaluation_doc:
+                    evaluation_doc = _read_evaluation(s3, str(uri))
+                    if evaluation_doc:
+                        artifacts["evaluation.json"] = f"{str(uri).rstrip('/')}/{evaluation.EVALUATION_FILE}"
+        if "RegisterModel" in step.metadata:
+            package_arn = str(step.metadata["RegisterModel"].get("Arn") or "")
+            model_package = {"arn": package_arn, **_describe_package(sm, package_arn)}
+    return {
+        "pipeline": _pipeline_from_arn(arn),
+        **status.to_dict(),
+        "parameters": values,
+        "metrics": evaluation.headline_metrics(evaluation_doc) if evaluation_doc else {},
+        "per_class": list(evaluation_doc.get("per_class") or []),
+        "evaluation_split": evaluation_doc.get("split"),
+        "model_package": model_package,
+        "artifacts": artifacts,
+    }
+
+
+def compare(sm: Any, s3: Any, arns: list[str]) -> list[dict[str, Any]]:
+    """Reports of several executions, for a side-by-side table of metrics and differing parameters."""
+    return [report(sm, s3, arn) for arn in arns]
+
+
+def _describe_job(sm: Any, kind: str, job_arn: str) -> dict[str, Any]:
+    if not job_arn:
+        return {}
+    name = job_arn.rsplit("/", 1)[-1]
+    with aws_errors(what=f"{kind} job {name!r}"):
+        try:
+            if kind == "training":
+                return dict(sm.describe_training_job(TrainingJobName=name))
+            return dict(sm.describe_processing_job(ProcessingJobName=name))
+        except sm.exceptions.ResourceNotFound:
+            return {}
+
+
+def _describe_package(sm: Any, package_arn: str) -> dict[str, Any]:
+    if not package_arn:
+        return {}
+    with aws_errors(what=f"model package {package_arn!r}"):
+        described = sm.describe_model_package(ModelPackageName=package_arn)
+    containers = (described.get("InferenceSpecification") or {}).get("Containers") or []
+    return {
+        "group": described.get("ModelPackageGroupName", ""),
+        "version": described.get("ModelPackageVersion"),
+        "approval_status": described.get("ModelApprovalStatus", ""),
+        "model_data": containers[0].get("ModelDataUrl", "") if containers else "",
+    }
+
+
+def _read_evaluation(s3: Any, uri: str) -> dict[str, Any]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    key = f"{prefix.rstrip('/')}/{evaluation.EVALUATION_FILE}" if prefix else evaluation.EVALUATION_FILE
+    from botocore.exceptions import ClientError
+
+    with aws_errors():
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(_EVALUATION_MAX_BYTES)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+                return {}
+            raise
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+def _pipeline_from_arn(arn: str) -> str:
+    resource = arn.split(":", 5)[-1]
+    parts = resource.split("/")
+    return parts[1] if len(parts) > 1 else resource
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _iso(value: Any) -> str | None:
+    moment = _time(value)
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _reason(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "" if text == "None" else text  # moto writes str(None)
