@@ -266,6 +266,6 @@ class Emulator:
             region_name=self.region,
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=32),
         )
 

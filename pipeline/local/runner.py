@@ -197,7 +197,7 @@ def run_local(
             _step_phases(result, execution)
             result.output_dir = _save_execution(Path(output_dir), result, execution, executor, clients, work)
         result.seconds = time.perf_counter() - started
-        result.phases = dict(phases.seconds)
+        result.phases = {**phases.seconds, **result.phases}
         _summary(say, result)
         return result
     except InvocationFailed as exc:

@@ -1,0 +1,278 @@
+"""The local executor runs pipeline definitions as SageMaker would, behind the emulator's API.
+
+Small hand-written definitions with tiny scripts as training / evaluation code: what a user would
+notice is the execution's status, its steps, their failure reasons and what lands in S3.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from pipeline.local.emulator import Emulator
+from pipeline.local.executor import LocalExecutor, toolkit_args
+
+BUCKET = "yolopipe-unit-local"
+ROLE = "arn:aws:iam::123456789012:role/unit"
+
+TRAIN = """
+import argparse, json, os, sys, time
+p = argparse.ArgumentParser()
+p.add_argument("--epochs", type=int); p.add_argument("--mode", default="ok"); p.add_argument("--checkpoint-dir")
+a = p.parse_args()
+if a.mode == "crash":
+    print("loading data", flush=True)
+    raise RuntimeError("No valid images found in /opt/ml/input/data/dataset")
+if a.mode == "sleep":
+    time.sleep(60)
+data = os.environ["SM_CHANNEL_DATASET"]
+for e in range(1, a.epochs + 1):
+    print(f"epoch {e}/{a.epochs} images/s=1.0", flush=True)
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "best.pt"), "w") as f:
+    f.write(open(os.path.join(data, "data.yaml")).read())
+json.dump({"hps": json.loads(os.environ["SM_HPS"]), "gpus": os.environ["SM_NUM_GPUS"]},
+          open(os.path.join(os.environ["SM_MODEL_DIR"], "env.json"), "w"))
+"""
+
+EVALUATE = """
+import argparse, json, os, tarfile
+p = argparse.ArgumentParser(); p.add_argument("--model"); p.add_argument("--score", type=float); p.add_argument("--output")
+a = p.parse_args()
+with tarfile.open(a.model) as t:
+    names = t.getnames()
+assert "best.pt" in names, names
+json.dump({"metrics": {"map50_95": a.score, "map50": 0.9}}, open(os.path.join(a.output, "evaluation.json"), "w"))
+"""
+
+
+def _tarball(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _definition(score: str = "0.7", mode: str = "ok") -> dict[str, Any]:
+    metric = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Report"},
+                              "Path": "metrics.map50_95"}}
+    return {
+        "Version": "2020-12-01",
+        "Parameters": [
+            {"Name": "DatasetS3Uri", "Type": "String", "DefaultValue": f"s3://{BUCKET}/datasets/d/"},
+            {"Name": "Epochs", "Type": "Integer", "DefaultValue": 2},
+            {"Name": "MinScore", "Type": "Float", "DefaultValue": 0.5},
+            {"Name": "Mode", "Type": "String", "DefaultValue": mode},
+        ],
+        "Steps": [
+            {"Name": "Train", "Type": "Training", "Arguments": {
+                "AlgorithmSpecification": {"TrainingImage": "image", "TrainingInputMode": "File"},
+                "HyperParameters": {
+                    "epochs": {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Epochs"}]}},
+                    "mode": {"Get": "Parameters.Mode"},
+                    "sagemaker_program": '"train.py"',
+                    "sagemaker_submit_directory": f'"s3://{BUCKET}/code/code.tar.gz"',
+                },
+                "InputDataConfig": [{"ChannelName": "dataset", "DataSource": {"S3DataSource": {
+                    "S3DataType": "S3Prefix", "S3Uri": {"Get": "Parameters.DatasetS3Uri"}}}}],
+                "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
+                "CheckpointConfig": {"S3Uri": f"s3://{BUCKET}/checkpoints/d", "LocalPath": "/opt/ml/checkpoints"},
+                "ResourceConfig": {"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+                "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+                "RoleArn": ROLE}},
+            {"Name": "Evaluate", "Type": "Processing", "Arguments": {
+                "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                                                          "VolumeSizeInGB": 30}},
+                "AppSpecification": {
+                    "ImageUri": "image",
+                    "ContainerEntrypoint": ["/bin/bash", "-c",
+                                            "set -eu; mkdir -p /tmp/code; tar -xzf /opt/ml/processing/code/*.tar.gz "
+                                            "-C /tmp/code; python3 -m pip install -q -r requirements.txt; "
+                                            "exec python3 /tmp/code/evaluate.py \"$@\"", "evaluate"],
+                    "ContainerArguments": ["--model", "/opt/ml/processing/model/model.tar.gz", "--score", score,
+                                           "--output", "/opt/ml/processing/evaluation"]},
+                "RoleArn": ROLE,
+                "ProcessingInputs": [
+                    {"InputName": "code", "AppManaged": False, "S3Input": {
+                        "S3Uri": f"s3://{BUCKET}/code/code.tar.gz", "LocalPath": "/opt/ml/processing/code",
+                        "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+                    {"InputName": "model", "AppManaged": False, "S3Input": {
+                        "S3Uri": {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"},
+                        "LocalPath": "/opt/ml/processing/model", "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+                "ProcessingOutputConfig": {"Outputs": [{"OutputName": "evaluation", "AppManaged": False, "S3Output": {
+                    "S3Uri": {"Std:Join": {"On": "/", "Values": [f"s3://{BUCKET}/evaluations",
+                                                                {"Get": "Execution.PipelineExecutionId"}]}},
+                    "LocalPath": "/opt/ml/processing/evaluation", "S3UploadMode": "EndOfJob"}}]}},
+             "PropertyFiles": [{"PropertyFileName": "Report", "OutputName": "evaluation",
+                                "FilePath": "evaluation.json"}]},
+            {"Name": "CheckQuality", "Type": "Condition", "Arguments": {
+                "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": metric,
+                                "RightValue": {"Get": "Parameters.MinScore"}}],
+                "IfSteps": [{"Name": "Register", "Type": "RegisterModel", "Arguments": {
+                    "ModelPackageGroupName": "unit-models", "ModelApprovalStatus": "PendingManualApproval",
+                    "InferenceSpecification": {
+                        "Containers": [{"Image": "image",
+                                        "ModelDataUrl": {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}}],
+                        "SupportedContentTypes": ["image/jpeg"], "SupportedResponseMIMETypes": ["application/json"]}}}],
+                "ElseSteps": [{"Name": "QualityGateFailed", "Type": "Fail", "Arguments": {"ErrorMessage": {
+                    "Std:Join": {"On": " ", "Values": ["quality gate: map50_95", metric, "< MinScore",
+                                                       {"Get": "Parameters.MinScore"}]}}}}]}},
+        ],
+    }
+
+
+@pytest.fixture
+def local_aws(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """An emulator with a bucket, a dataset, the code tarball and a model package group."""
+    events: list[dict[str, Any]] = []
+    with Emulator() as emulator:
+        s3, sagemaker = emulator.client("s3"), emulator.client("sagemaker")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="code/code.tar.gz",
+                      Body=_tarball({"train.py": TRAIN, "evaluate.py": EVALUATE, "requirements.txt": "ultralytics\n"}))
+        s3.put_object(Bucket=BUCKET, Key="datasets/d/data.yaml", Body=b"names: [a]\n")
+        sagemaker.create_model_package_group(ModelPackageGroupName="unit-models")
+        executor = LocalExecutor(emulator.client("s3"), emulator.client("sagemaker"), tmp_path / "jobs",
+                                 on_event=events.append)
+        emulator.attach(executor)
+        yield {"s3": s3, "sagemaker": sagemaker, "executor": executor, "events": events}
+
+
+def _deploy(sagemaker: Any, definition: dict[str, Any], name: str = "unit") -> None:
+    sagemaker.create_pipeline(PipelineName=name, PipelineDefinition=json.dumps(definition), RoleArn=ROLE)
+
+
+def _run(aws: dict[str, Any], parameters: list[dict[str, str]] | None = None, **start: Any) -> dict[str, Any]:
+    arn = aws["sagemaker"].start_pipeline_execution(PipelineName="unit", PipelineParameters=parameters or [],
+                                                    **start)["PipelineExecutionArn"]
+    aws["executor"].wait(arn, 60)
+    return dict(aws["sagemaker"].describe_pipeline_execution(PipelineExecutionArn=arn))
+
+
+def _steps(aws: dict[str, Any], arn: str) -> dict[str, dict[str, Any]]:
+    steps = aws["sagemaker"].list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    return {s["StepName"]: s for s in steps}
+
+
+def test_good_model_is_trained_evaluated_and_registered(local_aws: dict[str, Any]) -> None:
+    # GIVEN a pipeline whose evaluation scores 0.7 against a gate of 0.5
+    _deploy(local_aws["sagemaker"], _definition(score="0.7"))
+    # WHEN an execution runs with Epochs overridden to 3
+    described = _run(local_aws, [{"Name": "Epochs", "Value": "3"}])
+    # THEN it succeeds through Register, the model package exists and the artifacts are in S3
+    assert described["PipelineExecutionStatus"] == "Succeeded"
+    steps = _steps(local_aws, described["PipelineExecutionArn"])
+    assert [s["StepStatus"] for s in steps.values()] == ["Succeeded"] * 4
+    assert steps["CheckQuality"]["Metadata"]["Condition"]["Outcome"] == "True"
+    package = steps["Register"]["Metadata"]["RegisterModel"]["Arn"]
+    listed = local_aws["sagemaker"].list_model_packages(ModelPackageGroupName="unit-models")
+    assert [p["ModelPackageArn"] for p in listed["ModelPackageSummaryList"]] == [package]
+    job = steps["Train"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1]
+    artifact = local_aws["sagemaker"].describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
+    assert artifact == f"s3://{BUCKET}/models/{job}/output/model.tar.gz"
+    body = local_aws["s3"].get_object(Bucket=BUCKET, Key=artifact.split("/", 3)[3])["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        env = json.load(tar.extractfile("env.json"))  # type: ignore[arg-type]
+    # the script saw SageMaker's contract: hyperparameters (sagemaker_* excluded), no GPU
+    assert env == {"hps": {"epochs": 3, "mode": "ok"}, "gpus": "0"}
+    # and the status changes went out as EventBridge events
+    statuses = [e["detail"]["currentPipelineExecutionStatus"] for e in local_aws["events"]]
+    assert statuses == ["Executing", "Succeeded"]
+
+
+def test_quality_gate_fails_with_the_metric_in_the_message(local_aws: dict[str, Any]) -> None:
+    # GIVEN a model that scores 0.25 against a gate of 0.5
+    _deploy(local_aws["sagemaker"], _definition(score="0.25"))
+    # WHEN it runs
+    described = _run(local_aws)
+    # THEN the execution fails in the Fail step whose message names the metric, value and threshold
+    assert described["PipelineExecutionStatus"] == "Failed"
+    steps = _steps(local_aws, described["PipelineExecutionArn"])
+    assert "Register" not in steps
+    assert steps["CheckQuality"]["Metadata"]["Condition"]["Outcome"] == "False"
+    fail = steps["QualityGateFailed"]
+    assert fail["StepStatus"] == "Failed"
+    assert fail["Metadata"]["Fail"]["ErrorMessage"] == "quality gate: map50_95 0.25 < MinScore 0.5"
+    assert local_aws["events"][-1]["detail"]["currentPipelineExecutionStatus"] == "Failed"
+
+
+def test_training_crash_fails_the_step_with_the_scripts_error(local_aws: dict[str, Any]) -> None:
+    # GIVEN training code that raises on this dataset
+    _deploy(local_aws["sagemaker"], _definition(mode="crash"))
+    # WHEN it runs
+    described = _run(local_aws)
+    # THEN Train is Failed with the script's exception as its reason, and nothing after it ran
+    assert described["PipelineExecutionStatus"] == "Failed"
+    steps = _steps(local_aws, described["PipelineExecutionArn"])
+    assert list(steps) == ["Train"]
+    reason = steps["Train"]["FailureReason"]
+    assert reason.startswith("AlgorithmError: ExecuteUserScriptError:")
+    assert "RuntimeError: No valid images found" in reason
+    job = steps["Train"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1]
+    assert local_aws["sagemaker"].describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Failed"
+
+
+def test_same_client_request_token_starts_one_execution(local_aws: dict[str, Any]) -> None:
+    # GIVEN a deployed pipeline
+    _deploy(local_aws["sagemaker"], _definition())
+    token = "a" * 40
+    # WHEN the same start is sent twice with one token, and once with another
+    first = local_aws["sagemaker"].start_pipeline_execution(PipelineName="unit", ClientRequestToken=token)
+    again = local_aws["sagemaker"].start_pipeline_execution(PipelineName="unit", ClientRequestToken=token)
+    other = local_aws["sagemaker"].start_pipeline_execution(PipelineName="unit", ClientRequestToken="b" * 40)
+    # THEN the first two are the same execution, Executing (not done at once), and there are two in all
+    assert first["PipelineExecutionArn"] == again["PipelineExecutionArn"] != other["PipelineExecutionArn"]
+    status = local_aws["sagemaker"].describe_pipeline_execution(
+        PipelineExecutionArn=first["PipelineExecutionArn"])["PipelineExecutionStatus"]
+    assert status == "Executing"
+    listed = local_aws["sagemaker"].list_pipeline_executions(PipelineName="unit")["PipelineExecutionSummaries"]
+    assert len(listed) == 2
+    for arn in (first["PipelineExecutionArn"], other["PipelineExecutionArn"]):
+        local_aws["executor"].wait(arn, 60)
+
+
+def test_stop_ends_a_running_training_as_stopped(local_aws: dict[str, Any]) -> None:
+    # GIVEN a training that would take a minute
+    _deploy(local_aws["sagemaker"], _definition(mode="sleep"))
+    arn = local_aws["sagemaker"].start_pipeline_execution(PipelineName="unit")["PipelineExecutionArn"]
+    # WHEN it is stopped
+    local_aws["sagemaker"].stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="c" * 40)
+    local_aws["executor"].wait(arn, 30)
+    # THEN the execution ends Stopped, quickly
+    described = local_aws["sagemaker"].describe_pipeline_execution(PipelineExecutionArn=arn)
+    assert described["PipelineExecutionStatus"] == "Stopped"
+    statuses = [e["detail"]["currentPipelineExecutionStatus"] for e in local_aws["events"]]
+    assert statuses == ["Executing", "Stopping", "Stopped"]
+
+
+def test_unknown_pipeline_and_parameter_are_refused_like_sagemaker(local_aws: dict[str, Any]) -> None:
+    # GIVEN a deployed pipeline
+    _deploy(local_aws["sagemaker"], _definition())
+    # WHEN an execution names a missing pipeline, or a parameter the pipeline lacks
+    with pytest.raises(ClientError) as missing:
+        local_aws["sagemaker"].start_pipeline_execution(PipelineName="nope")
+    with pytest.raises(ClientError) as unknown:
+        local_aws["sagemaker"].start_pipeline_execution(PipelineName="unit",
+                                                        PipelineParameters=[{"Name": "Epoch", "Value": "3"}])
+    # THEN the errors carry SageMaker's codes
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert unknown.value.response["Error"]["Code"] == "ValidationException"
+    assert "Epoch" in unknown.value.response["Error"]["Message"]
+
+
+def test_hyperparameters_become_arguments_as_the_toolkit_builds_them() -> None:
+    # GIVEN hyperparameters as the SDK writes them (JSON-encoded strings)
+    hps = {"sagemaker_program": '"train.py"', "epochs": "5", "variant": '"n"', "lr0": "0.01", "cache": "true"}
+    # WHEN turned into the script's arguments
+    # THEN they are sorted `--name value` pairs, JSON-decoded, without the sagemaker_ keys
+    assert toolkit_args(hps) == ["--cache", "True", "--epochs", "5", "--lr0", "0.01", "--variant", "n"]
