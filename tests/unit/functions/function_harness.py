@@ -221,11 +221,14 @@ def slack_server() -> Iterator[SlackServer]:
             if reply == "hang":
                 time.sleep(state.hang_seconds)
                 reply = 200
-            self.send_response(int(reply))
-            if reply == 429:
-                self.send_header("Retry-After", "0")
-            self.end_headers()
-            self.wfile.write(b"ok" if reply == 200 else b"error")
+            try:
+                self.send_response(int(reply))
+                if reply == 429:
+                    self.send_header("Retry-After", "0")
+                self.end_headers()
+                self.wfile.write(b"ok" if reply == 200 else b"error")
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting: that was the point
+                pass
 
         def log_message(self, *args: Any) -> None:
             pass

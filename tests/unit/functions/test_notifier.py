@@ -1,0 +1,285 @@
+"""The notifier: each pipeline status change reaches Slack (Block Kit + text fallback) and email
+with the facts the team needs, once, even when Slack is slow or down; the webhook never leaks.
+
+moto does not implement ListPipelineExecutionSteps: these tests answer that ONE call with a
+botocore `before-call` hook on the handler's SageMaker client (what botocore's Stubber does, but
+for one operation, so every other call still goes to moto). Everything else is moto.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from function_harness import ACCOUNT, BUCKET, PIPELINE, REGION, ROLE_ARN, Aws, LambdaContext, load_event
+from moto.sagemaker.models import sagemaker_backends
+
+from yolopipe_shared import evaluation, notify, slack
+from yolopipe_shared.execution_report import ExecutionReport
+
+EVALUATION = {"metrics": {"map50": 0.912, "map50_95": 0.734, "precision": 0.88, "recall": 0.81},
+              "per_class": [], "split": "val"}
+MODEL_PACKAGE = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/yolopipe-dev-abcd1234-models/3"
+
+
+def start_execution(aws: Aws, dataset: str = "shapes") -> str:
+    return aws.sagemaker.start_pipeline_execution(
+        PipelineName=PIPELINE, PipelineExecutionDisplayName=dataset,
+        PipelineParameters=[{"Name": "DatasetS3Uri", "Value": f"s3://{BUCKET}/datasets/{dataset}/"},
+                            {"Name": "Epochs", "Value": "50"}],
+    )["PipelineExecutionArn"]
+
+
+def evaluation_job(aws: Aws, report: dict[str, Any] | None = EVALUATION) -> str:
+    """A finished Evaluate processing job whose output holds evaluation.json."""
+    uri = f"s3://{BUCKET}/artifacts/shapes/evaluation"
+    arn = aws.sagemaker.create_processing_job(
+        ProcessingJobName="pipelines-abc-Evaluate-xyz",
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                               "VolumeSizeInGB": 30}},
+        AppSpecification={"ImageUri": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5-cpu-py311"},
+        RoleArn=ROLE_ARN,
+        ProcessingOutputConfig={"Outputs": [{"OutputName": evaluation.EVALUATION_OUTPUT_NAME, "S3Output": {
+            "S3Uri": uri, "LocalPath": "/opt/ml/processing/evaluation", "S3UploadMode": "EndOfJob"}}]},
+    )["ProcessingJobArn"]
+    if report is not None:
+        aws.put(f"artifacts/shapes/evaluation/{evaluation.EVALUATION_FILE}", json.dumps(report))
+    return arn
+
+
+def succeeded_steps(job_arn: str) -> list[dict[str, Any]]:
+    t = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+    return [
+        {"StepName": "Train", "StepStatus": "Succeeded", "StartTime": t,
+         "Metadata": {"TrainingJob": {"Arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/pipelines-abc"}}},
+        {"StepName": "Evaluate", "StepStatus": "Succeeded", "StartTime": t,
+         "Metadata": {"ProcessingJob": {"Arn": job_arn}}},
+        {"StepName": "CheckQuality", "StepStatus": "Succeeded", "StartTime": t,
+         "Metadata": {"Condition": {"Outcome": "True"}}},
+        {"StepName": "Register", "StepStatus": "Succeeded", "StartTime": t,
+         "Metadata": {"RegisterModel": {"Arn": MODEL_PACKAGE}}},
+    ]
+
+
+def failed_steps(reason: str = "map50_95 0.41 < 0.50") -> list[dict[str, Any]]:
+    t = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+    return [
+        {"StepName": "Train", "StepStatus": "Succeeded", "StartTime": t, "Metadata": {}},
+        {"StepName": "CheckQuality", "StepStatus": "Succeeded", "StartTime": t,
+         "Metadata": {"Condition": {"Outcome": "False"}}},
+        {"StepName": "QualityGateFailed", "StepStatus": "Failed", "StartTime": t, "FailureReason": reason,
+         "Metadata": {"Fail": {"ErrorMessage": reason}}},
+    ]
+
+
+def answer_steps(module: Any, steps: list[dict[str, Any]]) -> list[int]:
+    """Serve ListPipelineExecutionSteps (moto lacks it) from `steps`; returns a call counter."""
+    calls: list[int] = []
+
+    def handler(model: Any, params: dict[str, Any], **kwargs: Any) -> Any:
+        calls.append(1)
+        return AWSResponse(None, 200, {}, None), {"PipelineExecutionSteps": steps}
+
+    module.sagemaker.meta.events.register_first("before-call.sagemaker.ListPipelineExecutionSteps", handler)
+    return calls
+
+
+def status_event(name: str, execution_arn: str) -> dict[str, Any]:
+    event = copy.deepcopy(load_event(name))
+    event["detail"]["pipelineExecutionArn"] = execution_arn
+    event["resources"][-1] = execution_arn
+    return event
+
+
+def set_status(execution_arn: str, status: str) -> None:
+    """moto marks every execution Succeeded at once; put it where the event says it is."""
+    backend = sagemaker_backends[ACCOUNT][REGION]
+    backend.pipelines[PIPELINE].pipeline_executions[execution_arn].pipeline_execution_status = status
+
+
+def use_slack(aws: Aws, slack_server: Any, *script: int | str) -> None:
+    aws.secrets.put_secret_value(SecretId=aws.secret_arn, SecretString=json.dumps({"webhook_url": slack_server.url}))
+    slack_server.script[:] = list(script) or [200]
+
+
+def all_text(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- success and failure
+def test_succeeded_sends_metrics_and_model_package_to_slack_and_email(aws: Aws, slack_server, monkeypatch) -> None:
+    """GIVEN an execution that trained, evaluated and registered a model
+    WHEN its Succeeded event arrives
+    THEN Slack gets Block Kit with a text fallback and email gets plain text, both with the dataset,
+    the four headline metrics and the registered model package."""
+    from function_harness import load_handler
+
+    use_slack(aws, slack_server, 200)
+    handler = load_handler("notifier")
+    arn = start_execution(aws)
+    answer_steps(handler, succeeded_steps(evaluation_job(aws)))
+
+    result = handler.lambda_handler(status_event("pipeline_succeeded", arn), LambdaContext())
+
+    assert result["sent"] is True
+    [message] = slack_server.received
+    assert message["text"] and 0 < len(message["blocks"]) <= 50
+    text = all_text(message)
+    for expected in ("shapes", "0.734", "0.912", "0.880", "0.810", MODEL_PACKAGE, "mAP50-95", "42m 14s"):
+        assert expected in text, expected
+    assert "0.734" in message["text"]  # the fallback alone tells the story
+    [mail] = aws.inbox()
+    assert mail["subject"] == "yolopipe: Training succeeded: shapes"
+    for expected in ("mAP50-95:", "0.734", "precision:", "0.880", MODEL_PACKAGE, f"s3://{BUCKET}/datasets/shapes/",
+                     "Epochs=50", "Console: https://"):
+        assert expected in mail["message"], expected
+
+
+def test_failed_says_which_step_failed_and_why(aws: Aws, notifier, slack_server) -> None:
+    """GIVEN an execution stopped by the quality gate
+    WHEN its Failed event arrives
+    THEN Slack and email both name the failed step and its reason."""
+    use_slack(aws, slack_server, 200)
+    arn = start_execution(aws)
+    set_status(arn, "Failed")
+    answer_steps(notifier, failed_steps())
+
+    notifier.lambda_handler(status_event("pipeline_failed", arn), LambdaContext())
+
+    [message] = slack_server.received
+    assert "QualityGateFailed" in all_text(message) and "map50_95 0.41 &lt; 0.50" in all_text(message)
+    assert "map50_95 0.41 < 0.50" in message["text"]
+    [mail] = aws.inbox()
+    assert "Training failed: shapes" in mail["subject"]
+    assert "Failed step: QualityGateFailed" in mail["message"]
+    assert "Reason: map50_95 0.41 < 0.50" in mail["message"]
+
+
+@pytest.mark.parametrize("event_name,status,headline", [
+    ("pipeline_executing", "Executing", "Training started: shapes"),
+    ("pipeline_stopped", "Stopped", "Training stopped: shapes"),
+])
+def test_started_and_stopped_are_announced(aws: Aws, notifier, slack_server, event_name, status, headline) -> None:
+    """GIVEN a running (or stopped) execution WHEN its event arrives THEN Slack and email say so."""
+    use_slack(aws, slack_server, 200)
+    arn = start_execution(aws)
+    set_status(arn, status)
+    answer_steps(notifier, [])
+
+    notifier.lambda_handler(status_event(event_name, arn), LambdaContext())
+
+    assert headline in slack_server.received[0]["text"]
+    assert [m["subject"] for m in aws.inbox()] == [f"yolopipe: {headline}"]
+
+
+def test_late_executing_event_after_the_end_is_not_sent(aws: Aws, notifier, slack_server) -> None:
+    """GIVEN an execution that already succeeded WHEN its Executing event arrives late (out of order)
+    THEN nobody is told "started" after "succeeded"."""
+    use_slack(aws, slack_server, 200)
+    arn = start_execution(aws)  # moto: Succeeded at once
+    answer_steps(notifier, [])
+    result = notifier.lambda_handler(status_event("pipeline_executing", arn), LambdaContext())
+    assert result["sent"] is False
+    assert slack_server.received == [] and aws.inbox() == []
+
+
+def test_same_status_twice_is_sent_once(aws: Aws, notifier, slack_server) -> None:
+    """GIVEN a Succeeded event already notified WHEN EventBridge delivers it again
+    THEN Slack and email each got one message."""
+    use_slack(aws, slack_server, 200)
+    arn = start_execution(aws)
+    answer_steps(notifier, succeeded_steps(evaluation_job(aws)))
+    event = status_event("pipeline_succeeded", arn)
+    notifier.lambda_handler(event, LambdaContext())
+    notifier.lambda_handler(copy.deepcopy(event), LambdaContext())
+
+    assert len(slack_server.received) == 1
+    assert len(aws.inbox()) == 1
+
+
+def test_missing_evaluation_report_still_notifies(aws: Aws, notifier, slack_server) -> None:
+    """GIVEN a succeeded execution whose evaluation.json cannot be read
+    WHEN its event arrives THEN the message still goes out, without metrics."""
+    use_slack(aws, slack_server, 200)
+    arn = start_execution(aws)
+    answer_steps(notifier, succeeded_steps(evaluation_job(aws, report=None)))
+    notifier.lambda_handler(status_event("pipeline_succeeded", arn), LambdaContext())
+    [mail] = aws.inbox()
+    assert "Training succeeded" in mail["subject"] and "mAP50-95" not in mail["message"]
+
+
+# --------------------------------------------------------------------------- Slack trouble
+def test_slack_429_and_500_are_retried_until_delivered(aws: Aws, notifier, slack_server) -> None:
+    """GIVEN Slack answering 429, then 500, then 200
+    WHEN a status change is notified
+    THEN the message is delivered on the third attempt and the email goes out once."""
+    use_slack(aws, slack_server, 429, 500, 200)
+    arn = start_execution(aws)
+    answer_steps(notifier, succeeded_steps(evaluation_job(aws)))
+
+    result = notifier.lambda_handler(status_event("pipeline_succeeded", arn), LambdaContext())
+
+    assert result["slack"] == "delivered after 3 attempt(s)"
+    assert len(slack_server.received) == 3
+    assert len(aws.inbox()) == 1
+
+
+@pytest.mark.parametrize("failure", [500, "hang"])
+def test_slack_down_never_stops_the_email(aws: Aws, slack_server, monkeypatch, caplog, capsys, failure) -> None:
+    """GIVEN Slack always failing (500) or hanging past the timeout
+    WHEN a status change is notified
+    THEN the invocation succeeds, the email goes out, and the webhook URL is in no log line (at the
+    stack's INFO level: botocore's own DEBUG logging prints response bodies, secrets included)."""
+    from function_harness import load_handler
+
+    monkeypatch.setenv("SLACK_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("SLACK_MAX_ATTEMPTS", "2")
+    slack_server.hang_seconds = 2.5
+    use_slack(aws, slack_server, failure)
+    handler = load_handler("notifier")
+    arn = start_execution(aws)
+    set_status(arn, "Failed")
+    answer_steps(handler, failed_steps())
+
+    with caplog.at_level(logging.INFO):
+        result = handler.lambda_handler(status_event("pipeline_failed", arn), LambdaContext())
+
+    assert result["sent"] is True and result["slack"].startswith("failed")
+    assert len(slack_server.received) == 2
+    [mail] = aws.inbox()
+    assert "Failed step: QualityGateFailed" in mail["message"]
+    logs = caplog.text + capsys.readouterr().out + capsys.readouterr().err + json.dumps(result)
+    assert "XXXXSECRETXXXX" not in logs and "127.0.0.1" not in logs
+
+
+def test_slack_not_configured_sends_email_only(aws: Aws, notifier, slack_server) -> None:
+    """GIVEN the stack's Slack secret still holding its placeholder
+    WHEN a status change is notified THEN the email goes out and Slack is skipped."""
+    arn = start_execution(aws)
+    answer_steps(notifier, succeeded_steps(evaluation_job(aws)))
+    result = notifier.lambda_handler(status_event("pipeline_succeeded", arn), LambdaContext())
+    assert result["slack"] == "not configured"
+    assert slack_server.received == [] and len(aws.inbox()) == 1
+
+
+# --------------------------------------------------------------------------- Slack's limits
+def test_message_stays_within_slack_limits_with_a_huge_failure_reason() -> None:
+    """GIVEN a failure reason of 20,000 characters with Slack control characters
+    WHEN the message is built THEN every section fits 3,000 chars, at most 50 blocks, text is escaped."""
+    report = ExecutionReport(status="Failed", pipeline_name=PIPELINE, region=REGION, display_name="shapes",
+                             execution_arn=f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/x",
+                             dataset_uri=f"s3://{BUCKET}/datasets/shapes/", failed_step="Train",
+                             failure_reason="<b>&" + "x" * 20_000)
+    message = notify.slack_message(report)
+    assert len(message["blocks"]) <= slack.MAX_BLOCKS and message["text"]
+    for block in message["blocks"]:
+        if block["type"] == "section" and "text" in block:
+            assert len(block["text"]["text"]) <= slack.MAX_SECTION_TEXT
+        for f in block.get("fields", []):
+            assert len(f["text"]) <= slack.MAX_FIELD_TEXT
+    assert "&lt;b&gt;&amp;" in all_text(message)
