@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -32,12 +33,15 @@ from . import sinks
 from .emulator import Emulator
 from .executor import TERMINAL, Execution, LocalExecutor
 from .lambdas import InvocationFailed, invoke
-from .stack import LocalStack, create_stack, function_spec
+from .stack import REPO_ROOT, FunctionSpec, LocalStack, create_stack, function_spec
 
 Echo = Callable[[str], None]
 ROLE_ARN = "arn:aws:iam::123456789012:role/yolopipe-local-sagemaker"
-#: What the demo changes from the stack's defaults so a CPU finishes in about a minute.
+#: What the demo changes from the defaults so a CPU finishes in about a minute.
 DEMO_DEFAULTS: dict[str, Any] = {"Epochs": 3, "ImageSize": 64, "BatchSize": 16, "MinMap50_95": 0.0}
+#: Parameters that are the stack's to set (deploy custom resource property -> pipeline parameter);
+#: the others a run sets per dataset, in yolopipe.yaml beside data.yaml, as a user would.
+_STACK_PROPERTIES = {"MinMap50_95": "MinMap50_95", "TrainingInstanceType": "DefaultTrainingInstanceType"}
 
 
 class LocalRunError(YolopipeError):
@@ -132,8 +136,9 @@ def run_local(
         say(f"[{time.perf_counter() - started:6.1f}s] {text}")
 
     phases = _Phases()
-    stack_defaults = _stack_defaults(epochs, imgsz, model_variant, min_map50_95, overrides,
-                                     sample=dataset_path is None)
+    chosen = _chosen_parameters(epochs, imgsz, model_variant, min_map50_95, overrides, sample=dataset_path is None)
+    stack_parameters = {k: v for k, v in chosen.items() if k in _STACK_PROPERTIES}
+    dataset_parameters = {k: v for k, v in chosen.items() if k not in _STACK_PROPERTIES}
     slack_webhook_url = slack_webhook_url or os.environ.get("SLACK_WEBHOOK_URL") or None
     work = Path(tempfile.mkdtemp(prefix="yolopipe-local-"))
     emulator = Emulator()
@@ -156,12 +161,13 @@ def run_local(
             f"model package group {stack.model_package_group}")
 
         with phases("deploy"):
-            pipeline_arn, code_uri = deploy_pipeline(clients, stack, stack_defaults)
-        shown = ", ".join(f"{k}={v}" for k, v in stack_defaults.items())
-        log(f"pipeline {stack.pipeline_name} deployed (training code {code_uri}); stack defaults: {shown or 'none'}")
-        if dataset_path is None and "MinMap50_95" in stack_defaults:
-            log(f"demo: the quality gate MinMap50_95 is lowered to {stack_defaults['MinMap50_95']} (stack default "
-                f"{parameters.BY_NAME['MinMap50_95'].default}) so a few CPU epochs reach the success path")
+            code_uri = deploy_pipeline(emulator, stack, work, stack_parameters)
+        shown = ", ".join(f"{k}={v}" for k, v in stack_parameters.items())
+        log(f"pipeline {stack.pipeline_name} deployed by functions/deploy (training code {code_uri})"
+            + (f"; stack parameters: {shown}" if shown else ""))
+        if dataset_path is None and "MinMap50_95" in stack_parameters:
+            log(f"demo: the quality gate MinMap50_95 is lowered to {stack_parameters['MinMap50_95']} (default "
+                f"{parameters.BY_NAME['MinMap50_95'].default}) so a few CPU epochs show the success path")
 
         with phases("dataset"):
             root, name = _dataset(dataset_path, name, work, sample_size)
@@ -169,8 +175,10 @@ def run_local(
             log(f"generated a sample dataset '{name}': {sample_size[0]} train + {sample_size[1]} val images")
 
         with phases("upload"):
-            marker_key, uploaded = _upload(clients["s3"], root, stack.bucket, name)
-        log(f"uploaded {uploaded} files to s3://{stack.bucket}/datasets/{name}/ (data.yaml last)")
+            marker_key, uploaded = _upload(clients["s3"], root, stack.bucket, name, dataset_parameters)
+        log(f"uploaded {uploaded} files to s3://{stack.bucket}/datasets/{name}/ (data.yaml last)"
+            + (f"; yolopipe.yaml sets {', '.join(f'{k}={v}' for k, v in dataset_parameters.items())}"
+               if dataset_parameters else ""))
 
         with phases("trigger"):
             event = s3_marker_event(clients["s3"], stack.bucket, marker_key, emulator.region)
@@ -211,7 +219,7 @@ def run_local(
 
 # --- set-up --------------------------------------------------------------------------------------
 
-def _stack_defaults(epochs: int | None, imgsz: int | None, variant: str | None, min_map: float | None,
+def _chosen_parameters(epochs: int | None, imgsz: int | None, variant: str | None, min_map: float | None,
                     overrides: Mapping[str, Any] | None, *, sample: bool) -> dict[str, Any]:
     given: dict[str, Any] = dict(DEMO_DEFAULTS) if sample else {}
     for key, value in (("Epochs", epochs), ("ImageSize", imgsz), ("ModelVariant", variant),
@@ -227,29 +235,60 @@ def _job_env(work: Path) -> dict[str, str]:
     return {"YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "ultralytics"), "MPLBACKEND": "Agg"}
 
 
-def deploy_pipeline(clients: dict[str, Any], stack: LocalStack, defaults: Mapping[str, Any]) -> tuple[str, str]:
-    """Upload the training-code tarball and upsert the rendered definition, with the stack's defaults."""
+def build_deploy_function(target: Path, python: str = sys.executable) -> FunctionSpec:
+    """What `sam build` makes of functions/deploy (its Makefile's build-DeployFunction): the
+    function's code, the rendered definition JSON and the training-code tarball, in one folder."""
     from pipeline import code_bundle
-    from pipeline.render import render_definition
-    from yolopipe_shared.pipeline_template import substitute
 
-    bundle = code_bundle.build_bundle()
-    code_uri = bundle.s3_uri(stack.bucket)
-    clients["s3"].put_object(Bucket=stack.bucket, Key=bundle.key, Body=bundle.data)
-    text = render_definition(pipeline_name=stack.pipeline_name)
-    text = substitute(text, {"Bucket": stack.bucket, "RoleArn": ROLE_ARN, "Region": stack.region,
-                             "CodeS3Uri": code_uri})
-    document = json.loads(text)
-    wanted = {"ModelPackageGroupName": stack.model_package_group, **defaults}
-    for item in document.get("Parameters", []):
-        if item["Name"] in wanted:
-            item["DefaultValue"] = wanted[item["Name"]]
-    definition = json.dumps(document)
-    sagemaker = clients["sagemaker"]
-    sagemaker.create_pipeline(PipelineName=stack.pipeline_name, PipelineDefinition=definition, RoleArn=ROLE_ARN,
-                              Tags=[{"Key": "yolopipe:stack", "Value": "local"}])
-    arn = str(sagemaker.describe_pipeline(PipelineName=stack.pipeline_name)["PipelineArn"])
-    return arn, code_uri
+    source = REPO_ROOT / "functions" / "deploy"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.glob("*.py"):
+        shutil.copy(path, target / path.name)
+    cached = _render_cache()
+    if not cached.is_file():
+        rendered = subprocess.run([python, "-m", "pipeline.render", "--output", str(target / "rendered.json")],
+                                  cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        if rendered.returncode != 0:
+            message = (rendered.stderr.strip().splitlines() or ["no output"])[-1]
+            raise LocalRunError(f"rendering the pipeline definition failed: {message}")
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(target / "rendered.json", cached)
+    shutil.copy(cached, target / "pipeline_definition.json")
+    (target / "training_code.tar.gz").write_bytes(code_bundle.build_bundle().data)
+    return FunctionSpec(logical_id="DeployFunction", code_dir=target, handler="app.lambda_handler",
+                        environment={}, timeout=300)
+
+
+def _render_cache() -> Path:
+    """Where the rendered definition of these sources is kept: rendering imports the SageMaker SDK
+    (seconds), and the same sources always render the same JSON (H2's determinism guarantee)."""
+    import hashlib
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(version("sagemaker").encode())
+    sources = [REPO_ROOT / "pipeline" / "definition.py", REPO_ROOT / "pipeline" / "render.py",
+               *sorted((REPO_ROOT / "functions" / "shared" / "yolopipe_shared").glob("*.py"))]
+    for path in sources:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return Path(tempfile.gettempdir()) / "yolopipe-local-cache" / f"definition-{digest.hexdigest()[:16]}.json"
+
+
+def deploy_pipeline(emulator: Emulator, stack: LocalStack, work: Path, stack_parameters: Mapping[str, Any]) -> str:
+    """CloudFormation's part: the custom resource's Create request, answered by functions/deploy."""
+    function = build_deploy_function(work / "deploy")
+    properties = {
+        "PipelineName": stack.pipeline_name, "RoleArn": ROLE_ARN, "Bucket": stack.bucket, "Region": stack.region,
+        "CodePrefix": "code/", "ModelPackageGroupName": stack.model_package_group, "EnvironmentName": "local",
+        **{_STACK_PROPERTIES[k]: parameters.BY_NAME[k].to_string(v) for k, v in stack_parameters.items()},
+    }
+    event = {"RequestType": "Create", "RequestId": str(uuid.uuid4()), "LogicalResourceId": "Pipeline",
+             "ResourceType": "Custom::YolopipePipeline", "StackId": "local", "ResourceProperties": properties}
+    env = {**_process_env(emulator), "POWERTOOLS_TRACE_DISABLED": "1"}
+    answer = invoke(function, event, env, log_file=work / "logs" / "deploy.log").result or {}
+    if answer.get("Status") != "SUCCESS":
+        raise LocalRunError(f"the deploy function answered {answer.get('Status')}: {answer.get('Reason')}")
+    return str((answer.get("Data") or {}).get("CodeS3Uri", ""))
 
 
 def _dataset(path: str | Path | None, name: str | None, work: Path, sample_size: tuple[int, int]) -> tuple[Path, str]:
@@ -266,12 +305,29 @@ def _dataset(path: str | Path | None, name: str | None, work: Path, sample_size:
     return root, name or root.name
 
 
-def _upload(s3: Any, root: Path, bucket: str, name: str) -> tuple[str, int]:
-    """Upload as a user would (`yolopipe upload`: everything, data.yaml last); returns the marker key."""
+def _upload(s3: Any, root: Path, bucket: str, name: str, chosen: Mapping[str, Any]) -> tuple[str, int]:
+    """Upload as a user would (`yolopipe upload`: everything, data.yaml last); returns the marker key.
+
+    Parameters chosen for this run go in the dataset's yolopipe.yaml (merged over the one in the
+    folder, if any), written before the marker.
+    """
+    import yaml
+
     from pipeline.upload import dataset_prefix, upload_dataset
 
-    result = upload_dataset(s3, root, bucket, name, trigger=True)
-    return f"{dataset_prefix(name)}data.yaml", int(result.uploaded)
+    prefix = dataset_prefix(name)
+    result = upload_dataset(s3, root, bucket, name, trigger=not chosen)
+    uploaded = int(result.uploaded)
+    if chosen:
+        from yolopipe_shared.start_training import OVERRIDES_FILE
+
+        local = root / OVERRIDES_FILE
+        merged = dict(yaml.safe_load(local.read_text()) or {}) if local.is_file() else {}
+        merged.update({parameters.BY_NAME[k].snake: v for k, v in chosen.items()})
+        s3.put_object(Bucket=bucket, Key=prefix + OVERRIDES_FILE, Body=yaml.safe_dump(merged).encode())
+        s3.upload_file(str(root / "data.yaml"), bucket, prefix + "data.yaml")
+        uploaded += 1
+    return f"{prefix}data.yaml", uploaded
 
 
 def s3_marker_event(s3: Any, bucket: str, key: str, region: str) -> dict[str, Any]:
