@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from cfn_response import FAILED, SUCCESS, Responder
-from deploy_pipeline import DeployRequest, delete_pipeline, load_assets, upsert_pipeline
+from deploy_pipeline import ASSETS_DIR, DeployRequest, delete_pipeline, load_assets, upsert_pipeline
 
 from yolopipe_shared.errors import YolopipeError
 
@@ -46,7 +47,9 @@ sagemaker_client = boto3.client("sagemaker", region_name=REGION)
 s3_client = boto3.client("s3", region_name=REGION)
 
 
-def handle(event: Mapping[str, Any], sagemaker: Any, s3: Any) -> tuple[str, dict[str, str]]:
+def handle(
+    event: Mapping[str, Any], sagemaker: Any, s3: Any, *, assets_dir: Path = ASSETS_DIR
+) -> tuple[str, dict[str, str]]:
     """Do what the request asks; (physical resource id, data). Raises YolopipeError on refusal."""
     request_type = event.get("RequestType")
     properties = event.get("ResourceProperties") or {}
@@ -59,7 +62,7 @@ def handle(event: Mapping[str, Any], sagemaker: Any, s3: Any) -> tuple[str, dict
     if request_type not in ("Create", "Update"):
         raise YolopipeError(f"RequestType must be Create, Update or Delete, got {request_type!r}")
     request = DeployRequest.from_properties(properties, default_region=REGION)
-    template, tarball = load_assets()
+    template, tarball = load_assets(assets_dir)
     result = upsert_pipeline(
         sagemaker, s3, request, template=template, tarball=tarball, client_request_token=event.get("RequestId")
     )
@@ -67,7 +70,7 @@ def handle(event: Mapping[str, Any], sagemaker: Any, s3: Any) -> tuple[str, dict
         "upsert",
         extra={
             "pipeline": result.pipeline_name,
-            "created": result.created,
+            "pipeline_created": result.created,
             "code": result.code_s3_uri,
             "code_uploaded": result.code_uploaded,
         },
@@ -75,7 +78,9 @@ def handle(event: Mapping[str, Any], sagemaker: Any, s3: Any) -> tuple[str, dict
     return result.pipeline_name, result.as_data()
 
 
-def respond(event: Mapping[str, Any], context: Any, sagemaker: Any, s3: Any) -> dict[str, Any]:
+def respond(
+    event: Mapping[str, Any], context: Any, sagemaker: Any, s3: Any, *, assets_dir: Path = ASSETS_DIR
+) -> dict[str, Any]:
     """Run `handle` and answer CloudFormation whatever happens (exceptions and timeouts included)."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     responder = Responder(event, remaining_ms=remaining, log=logger.error)
@@ -85,7 +90,7 @@ def respond(event: Mapping[str, Any], context: Any, sagemaker: Any, s3: Any) -> 
         or f"{event.get('LogicalResourceId', 'Pipeline')}-not-created"
     )
     try:
-        physical_id, data = handle(event, sagemaker, s3)
+        physical_id, data = handle(event, sagemaker, s3, assets_dir=assets_dir)
     except YolopipeError as exc:
         logger.error("refused", extra={"reason": str(exc)})
         body = responder.answer(FAILED, physical_resource_id=fallback_id, reason=str(exc))
