@@ -446,9 +446,22 @@ def cmd_local(args: argparse.Namespace) -> int:
     try:
         from .local import runner  # type: ignore[attr-defined]
     except ImportError:
-        _err("the local mode's runner (pipeline/local/runner.py) is not installed in this version")
+        _err("the local mode's runner (pipeline/local/runner.py) is not in this version: use `make demo`")
         return EXIT_FAILED
     return int(runner.main([args.local_command, *args.rest]) or 0)
+
+
+def _delegate(handler: Callable[[argparse.Namespace], int], rest: list[str]) -> int:
+    """`render` and `local` parse their own arguments (and --help)."""
+    if handler is cmd_local:
+        args = argparse.Namespace(local_command=rest[0], rest=rest[1:])
+    else:
+        args = argparse.Namespace(rest=rest)
+    try:
+        return handler(args)
+    except YolopipeError as error:
+        _err(str(error))
+        return EXIT_FAILED
 
 
 # --- the parser --------------------------------------------------------------------------------
@@ -592,8 +605,13 @@ def _watch_options(sub: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from .aws import AwsUnavailable, NotFound
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["render"]:  # its own parser and --help
+        return _delegate(cmd_render, argv[1:])
+    if argv[:1] == ["local"] and argv[1:2] not in (["-h"], ["--help"], []):
+        return _delegate(cmd_local, argv[1:])
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
