@@ -278,7 +278,7 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
         input_data_config=[InputData(channel_name="dataset", data_source=params["DatasetS3Uri"])],
         checkpoint_config=CheckpointConfig(s3_uri=checkpoint_uri, local_path="/opt/ml/checkpoints"),
         output_data_config=OutputDataConfig(s3_output_path=f"s3://{config.bucket}/{ARTIFACTS_PREFIX}models"),
-        environment={"PYTHONUNBUFFERED": "1", "YOLO_CONFIG_DIR": "/tmp/ultralytics"},  # noqa: S108
+        environment={"PYTHONUNBUFFERED": "1"},
     )
     return _TrainingStep(
         name=STEP_TRAIN,
@@ -332,7 +332,7 @@ def _evaluate_step(config: PipelineConfig, session: Any, params: dict[str, Any],
         max_runtime_in_seconds=config.evaluation_max_runtime_seconds,
         base_job_name="yolopipe-evaluate",
         sagemaker_session=session,
-        env={"PYTHONUNBUFFERED": "1", "YOLO_CONFIG_DIR": "/tmp/ultralytics"},  # noqa: S108
+        env={"PYTHONUNBUFFERED": "1"},
     )
 
     def s3_input(name: str, uri: Any, local: str) -> Any:
@@ -407,7 +407,6 @@ def _register_step(config: PipelineConfig, params: dict[str, Any], train: Any, e
                 {
                     "Image": config.inference_image_uri,
                     "ModelDataUrl": train.properties.ModelArtifacts.S3ModelArtifacts,
-                    "Environment": {"YOLO_CONFIG_DIR": "/tmp/ultralytics"},  # noqa: S108
                 }
             ],
             "SupportedContentTypes": ["image/jpeg", "image/png"],
