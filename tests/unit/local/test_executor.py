@@ -43,7 +43,8 @@ json.dump({"hps": json.loads(os.environ["SM_HPS"]), "gpus": os.environ["SM_NUM_G
 
 EVALUATE = """
 import argparse, json, os, tarfile
-p = argparse.ArgumentParser(); p.add_argument("--model"); p.add_argument("--score", type=float); p.add_argument("--output")
+p = argparse.ArgumentParser()
+p.add_argument("--model"); p.add_argument("--score", type=float); p.add_argument("--output")
 a = p.parse_args()
 with tarfile.open(a.model) as t:
     names = t.getnames()
