@@ -537,10 +537,14 @@ def _save_execution(root: Path, result: LocalRunResult, execution: Execution, ex
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.local [DATASET] [--epochs N] [--imgsz N] [--output DIR]`."""
+    """`python -m pipeline.local [run] [DATASET] [--epochs N] [--imgsz N] [--output DIR]`
+    (also `yolopipe local run [DATASET] ...`)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m pipeline.local",
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:
+        argv = argv[1:]
+    parser = argparse.ArgumentParser(prog="yolopipe local run",
                                      description="Run yolopipe end to end on this machine (no AWS account).")
     parser.add_argument("dataset", nargs="?", help="YOLO dataset folder (data.yaml at its root); default: a sample")
     parser.add_argument("--name", help="dataset name (default: the folder's name)")
