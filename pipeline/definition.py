@@ -489,4 +489,6 @@ def build_pipeline(config: PipelineConfig | None = None) -> Pipeline:
         parameters=list(params.values()),
         steps=[train, evaluate, check],
         sagemaker_session=session,
+        # No Experiments/Trials: the execution role would need sagemaker:CreateExperiment & co.
+        pipeline_experiment_config=None,
     )

@@ -79,7 +79,8 @@ def render_definition(
     config = dataclasses.replace(config, **{key: value for key, value in given.items() if value})
     with _quiet_sdk():
         text = build_pipeline(config).definition()
-    document = load_definition(text)
+    # Top-level nulls (no experiment config, no MLflow) say nothing SageMaker needs.
+    document = {key: value for key, value in load_definition(text).items() if value is not None}
     problems = check_definition(document)
     if problems:
         raise DefinitionError(f"the rendered definition is inconsistent: {'; '.join(problems)}")
