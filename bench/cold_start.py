@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold start: median of {runs} fresh interpreters; Python {platform.python_version()} "
           f"on {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"{'what is imported':<44} {'ms':>7} {'x boto3':>8} {'x bare':>7} {'package MB (zip)':>17}")
-    for name, row_ms, bare_ms, size in rows:
-        ratio_bare = f"{row_ms / bare_ms:.2f}" if bare_ms else ""
+    for name, row_ms, row_bare_ms, size in rows:
+        ratio_bare = f"{row_ms / row_bare_ms:.2f}" if row_bare_ms else ""
         size_text = f"{size[0]:.1f} ({size[1]:.1f})" if size else ""
         print(f"{name:<44} {row_ms:7.0f} {row_ms / boto3_ms:8.2f} {ratio_bare:>7} {size_text:>17}")
     if layer is None:

@@ -74,7 +74,8 @@ def create_stack() -> dict[str, Any]:
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     sagemaker = boto3.client("sagemaker")
     sagemaker.create_pipeline(PipelineName=PIPELINE, RoleArn="arn:aws:iam::123456789012:role/bench",
-                              PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}))
+                              PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+                              ClientRequestToken=uuid.uuid4().hex)
     props = yaml.load((REPO / "template.yaml").read_text(), Loader=_CfnLoader)[  # noqa: S506 (SafeLoader)
         "Resources"]["IdempotencyTable"]["Properties"]
     dynamodb = boto3.client("dynamodb")
@@ -141,7 +142,8 @@ def tutorial_trigger() -> Callable[[dict[str, Any], Any], Any]:
             key = unquote_plus(record["s3"]["object"]["key"])
             if key.endswith("data.yaml"):
                 uri = f"s3://{record['s3']['bucket']['name']}/{key.rsplit('/', 1)[0]}/"
-                sagemaker.start_pipeline_execution(PipelineName=PIPELINE,
+                # No token of its own: botocore fills in a fresh random one on every call.
+                sagemaker.start_pipeline_execution(PipelineName=PIPELINE, ClientRequestToken=uuid.uuid4().hex,
                                                    PipelineParameters=[{"Name": "DatasetS3Uri", "Value": uri}])
 
     return handler
