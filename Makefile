@@ -59,3 +59,6 @@ sam-build: $(SAM_VENV)/.installed $(VENV)/.installed
 
 clean:
 	rm -rf .aws-sam build dist runs .pytest_cache .mypy_cache .ruff_cache
+
+render: $(VENV)/.installed  ## write the pipeline definition JSON (placeholders for bucket, role, region, code) to build/
+	$(PY) -m pipeline.render --output build/pipeline_definition.json
