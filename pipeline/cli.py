@@ -85,6 +85,11 @@ def _fmt_metric(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value or "")
 
 
+def _fmt_parameter(name: str, value: Any) -> str:
+    spec = parameters.BY_NAME.get(name)
+    return spec.to_string(value) if spec is not None else str(value)
+
+
 def _err(message: str) -> None:
     sys.stderr.write(f"yolopipe: {message}\n")
 
@@ -272,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print(f"would start pipeline {request.pipeline} as {request.display_name} with:")
             effective = planned["effective_parameters"]
-            print(_table([(name, value, "" if name in request.parameters else "(default)")
+            print(_table([(name, _fmt_parameter(name, value), "" if name in request.parameters else "(default)")
                           for name, value in effective.items()], ("PARAMETER", "VALUE", "")))
         return EXIT_OK
     arn = start_run(aws.client("sagemaker"), request)
@@ -373,7 +378,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if data["failure_reason"]:
         print(f"  failure: {data['failure_reason']}")
     print("\nparameters")
-    print(_table(list(data["parameters"].items()), ("NAME", "VALUE")))
+    print(_table([(name, _fmt_parameter(name, value)) for name, value in data["parameters"].items()],
+                 ("NAME", "VALUE")))
     if data["steps"]:
         print("\nsteps")
         print(_table([(s["name"], s["type"], s["status"], _fmt_seconds(s["elapsed_s"]), s["failure_reason"][:70])
@@ -413,7 +419,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows: list[list[Any]] = [["status", *[r["status"] for r in reports]]]
     rows += [[label, *[_fmt_metric(r["metrics"].get(name, "")) for r in reports]] for name, label in METRICS.items()]
     names = [name for name in parameters.BY_NAME if len({str(r["parameters"].get(name)) for r in reports}) > 1]
-    rows += [[name, *[r["parameters"].get(name) for r in reports]] for name in names]
+    rows += [[name, *[_fmt_parameter(name, r["parameters"].get(name)) for r in reports]] for name in names]
     rows.append(["model package", *[(r["model_package"] or {}).get("approval_status", "-") for r in reports]])
     print(_table(rows, headers))
     if len(reports) > 1 and not names:
