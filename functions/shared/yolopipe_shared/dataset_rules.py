@@ -47,6 +47,7 @@ __all__ = [
     "S3DatasetSource",
     "ValidationReport",
     "check_label",
+    "is_image",
     "label_path_for",
     "parse_data_yaml",
     "validate_dataset",

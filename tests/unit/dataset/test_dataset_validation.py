@@ -258,3 +258,30 @@ def test_summary_lists_problems_then_counts_the_rest(sample_dataset) -> None:
     lines = report.summary(limit=5).splitlines()
     assert lines[0].startswith(f"{ds.root}: REJECTED, 30 problem(s)")
     assert lines[-1] == "... and 25 more problem(s)"
+
+
+def test_polygon_label_files_among_box_files_pass(sample_dataset) -> None:
+    # GIVEN a segmentation-style label in a box dataset (Ultralytics trains on its box)
+    ds = sample_dataset(train=20, val=2)
+    (ds.root / "labels" / "train" / "train_00005.txt").write_text("1 0.1 0.1 0.9 0.1 0.9 0.9 0.1 0.9\n")
+    report = validate(ds.root, label_sample=None)
+    assert report.ok, report.summary()
+
+
+def test_a_label_file_that_is_not_utf8_is_a_problem(sample_dataset) -> None:
+    ds = sample_dataset(train=20, val=2)
+    (ds.root / "labels" / "train" / "train_00011.txt").write_bytes("0 0.5 0.5 0.2 0.2 \xe9\n".encode("latin-1"))
+    problem = only_problem(validate(ds.root, label_sample=None))
+    assert problem.file == "labels/train/train_00011.txt"
+    assert "not UTF-8" in problem.message
+
+
+def test_every_fault_in_a_large_dataset_is_found_with_all_labels(sample_dataset) -> None:
+    # GIVEN 120 label files, every 7th broken (many per batch of files checked together)
+    ds = sample_dataset(train=100, val=20, imgsz=16, objects_per_image=(1, 2))
+    broken = sorted((ds.root / "labels" / "train").iterdir())[::7]
+    for label in broken:
+        label.write_text("0 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.2 0.2\n")
+    report = validate(ds.root, label_sample=None)
+    assert sorted(p.file for p in report.problems) == sorted(f"labels/train/{p.name}" for p in broken)
+    assert {p.line for p in report.problems} == {2}
