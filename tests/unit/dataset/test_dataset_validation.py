@@ -285,3 +285,13 @@ def test_every_fault_in_a_large_dataset_is_found_with_all_labels(sample_dataset)
     report = validate(ds.root, label_sample=None)
     assert sorted(p.file for p in report.problems) == sorted(f"labels/train/{p.name}" for p in broken)
     assert {p.line for p in report.problems} == {2}
+
+
+def test_a_long_txt_list_is_read_whole(sample_dataset) -> None:
+    # GIVEN a list file of ~150 KB (read in several chunks) whose last line names a missing image
+    ds = sample_dataset(train=3, val=2)
+    lines = [f"./images/train/train_0000{i % 3}.jpg" for i in range(4000)] + ["./images/train/gone.jpg"]
+    write_list(ds.root, "train.txt", lines)
+    ds.data_yaml.write_text("train: train.txt\nval: images/val\nnames: [a, b, c]\n")
+    problem = only_problem(validate(ds.root))
+    assert (problem.file, problem.line) == ("train.txt", 4001)
