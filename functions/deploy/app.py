@@ -78,17 +78,22 @@ def handle(
     return result.pipeline_name, result.as_data()
 
 
+def failure_physical_id(event: Mapping[str, Any]) -> str:
+    """The id to answer FAILED with: the existing resource's, or (a failed Create) one that names no
+    pipeline, so the rollback's Delete cannot remove a pipeline of that name that is not ours."""
+    existing = event.get("PhysicalResourceId")
+    if existing:
+        return str(existing)
+    return f"{event.get('LogicalResourceId', 'Pipeline')}-not-created-{str(event.get('RequestId', ''))[:8]}"
+
+
 def respond(
     event: Mapping[str, Any], context: Any, sagemaker: Any, s3: Any, *, assets_dir: Path = ASSETS_DIR
 ) -> dict[str, Any]:
     """Run `handle` and answer CloudFormation whatever happens (exceptions and timeouts included)."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    responder = Responder(event, remaining_ms=remaining, log=logger.error)
-    fallback_id = str(
-        event.get("PhysicalResourceId")
-        or (event.get("ResourceProperties") or {}).get("PipelineName")
-        or f"{event.get('LogicalResourceId', 'Pipeline')}-not-created"
-    )
+    responder = Responder(event, remaining_ms=remaining, log=logger.error, failure_id=failure_physical_id(event))
+    fallback_id = failure_physical_id(event)
     try:
         physical_id, data = handle(event, sagemaker, s3, assets_dir=assets_dir)
     except YolopipeError as exc:

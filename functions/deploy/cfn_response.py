@@ -60,8 +60,10 @@ class Responder:
         remaining_ms: Callable[[], int] | None = None,
         sender: Callable[[str, Mapping[str, Any]], int] = send,
         log: Callable[[str], None] = print,
+        failure_id: str = "",
     ) -> None:
         self._event = event
+        self._failure_id = failure_id or str(event.get("PhysicalResourceId") or "not-created")
         self._sender = sender
         self._log = log
         self._lock = threading.Lock()
@@ -76,13 +78,9 @@ class Responder:
     def _on_timeout(self) -> None:
         self.answer(
             FAILED,
-            physical_resource_id=self._event.get("PhysicalResourceId") or self._fallback_id(),
+            physical_resource_id=self._failure_id,
             reason="the deploy function ran out of time (see its CloudWatch logs)",
         )
-
-    def _fallback_id(self) -> str:
-        props = self._event.get("ResourceProperties") or {}
-        return str(props.get("PipelineName") or f"{self._event.get('LogicalResourceId', 'resource')}-failed")
 
     def answer(
         self,

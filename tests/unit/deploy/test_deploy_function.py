@@ -102,8 +102,19 @@ def test_bad_definition_answers_failed_with_the_reason(deploy, aws, cloudformati
     assert time.monotonic() - started < 10
     assert answer["Status"] == "FAILED"
     assert "Parameters.Variant is not a declared parameter" in answer["Reason"]
-    assert answer["PhysicalResourceId"] == PIPELINE
     assert aws.sagemaker.list_pipelines()["PipelineSummaries"] == []
+    # The rollback deletes what the failed Create answered: an id that names no pipeline.
+    assert answer["PhysicalResourceId"] != PIPELINE
+
+
+def test_rollback_of_a_failed_create_deletes_nothing(deploy, aws, cloudformation, properties):
+    """GIVEN a pipeline with the stack's name already exists and the Create fails WHEN CloudFormation
+    rolls back (Delete with the id the failure answered) THEN that pipeline is still there."""
+    aws.sagemaker.create_pipeline(PipelineName=PIPELINE, RoleArn=ROLE_ARN, PipelineDefinition='{"Steps": []}')
+    failed = deploy(cloudformation.event("Create", {k: v for k, v in properties.items() if k != "Bucket"}))
+    rollback = deploy(cloudformation.event("Delete", properties, PhysicalResourceId=failed["PhysicalResourceId"]))
+    assert failed["Status"] == "FAILED" and rollback["Status"] == "SUCCESS"
+    assert aws.sagemaker.describe_pipeline(PipelineName=PIPELINE)["PipelineName"] == PIPELINE
 
 
 def test_missing_properties_and_bugs_answer_failed(deploy, aws, cloudformation, properties, assets_dir):
