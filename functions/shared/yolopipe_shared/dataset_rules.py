@@ -124,8 +124,9 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
     if len(text) > MAX_DATA_YAML_BYTES:
         problem(None, f"is {len(text):,} characters; a data.yaml is a few lines (at most 1 MiB)")
         return None, problems
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.constructor.ConstructorError as exc:
@@ -141,10 +142,14 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
         problem(mark.line + 1 if mark else None, f"not valid YAML ({what}); fix the syntax")
         return None, problems
     except yaml.YAMLError as exc:  # e.g. a reader error on control characters
-        problem(None, f"not valid YAML ({exc}); fix the syntax")
+        problem(None, f"not valid YAML ({str(exc).splitlines()[0][:120]}); fix the syntax")
+        return None, problems
+    except RecursionError:
+        problem(None, "nests too deeply to be a data.yaml; write a flat mapping")
         return None, problems
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
     if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
         problem(
@@ -214,8 +219,7 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
             if not isinstance(entry, str) or not entry.strip():
                 problem(
                     entry_line,
-                    f"`{split}` must be a path (or a list of paths) relative to data.yaml, "
-                    f"not {type(entry).__name__} {entry!r}",
+                    f"`{split}` must be a path (or a list of paths) relative to data.yaml, not {_short(entry)}",
                 )
                 continue
             why = _unsafe_path(entry)
@@ -241,7 +245,9 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
         for index, name in enumerate(names):
             if name in seen:
                 warnings.append(
-                    Problem(file, lines.get("names"), f"class name {name!r} is used by ids {seen[name]} and {index}")
+                    Problem(
+                        file, lines.get("names"), f"class name {_short(name)} is used by ids {seen[name]} and {index}"
+                    )
                 )
             seen.setdefault(name, index)
 
@@ -252,6 +258,14 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
     if problems or names is None:
         return None, problems
     return DataYaml(names=names, splits=splits, raw=data, root=root, warnings=warnings, lines=lines), []
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value for a message: scalars as repr (cut), containers by kind (their repr can be huge)."""
+    if isinstance(value, dict | list | tuple | set):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _unsafe_path(value: str) -> str | None:
@@ -284,7 +298,7 @@ def _parse_names(
     if raw_nc is not None:
         nc = _as_int(raw_nc)
         if nc is None or nc < 1:
-            problem(nc_line, f"`nc: {raw_nc}` must be a whole number of classes (1 or more)")
+            problem(nc_line, f"`nc: {_short(raw_nc)}` must be a whole number of classes (1 or more)")
             return None
     if raw_names is None:
         if nc is None:
@@ -302,7 +316,7 @@ def _parse_names(
         for key, value in raw_names.items():
             class_id = _as_int(key)
             if class_id is None or class_id < 0:
-                problem(names_line, f"`names` id {key!r} is not a class id (0, 1, 2...)")
+                problem(names_line, f"`names` id {_short(key)} is not a class id (0, 1, 2...)")
                 return None
             items.append((class_id, value))
         items.sort(key=lambda item: item[0])
@@ -323,7 +337,7 @@ def _parse_names(
     for position, (class_id, value) in enumerate(items):
         line = item_lines[position] if position < len(item_lines) else names_line
         if isinstance(value, bool) or not isinstance(value, str | int | float) or str(value).strip() == "":
-            problem(line, f"class {class_id} needs a name (a string), not {value!r}")
+            problem(line, f"class {class_id} needs a name (a string), not {_short(value)}")
             return None
         names.append(str(value))
     if nc is not None and nc != len(names):
@@ -456,7 +470,7 @@ def check_label(data: bytes, nc: int, *, nkpt: int = 0, ndim: int = 0) -> tuple[
             values = [float(value) for value in row]
         except ValueError:
             bad = next(value for value in row if not _is_float(value))
-            return number, f"{bad!r} is not a number"
+            return number, f"{_short(bad)} is not a number"
         class_id = values[0]
         if class_id % 1 != 0 or class_id < 0:
             return number, f"class id {row[0]} is not a whole number >= 0"
@@ -666,14 +680,16 @@ def _listed_images(list_file: str, files: dict[str, int], source: DatasetSource,
             continue  # Ultralytics skips what is not an image path
         if not entry.startswith("./"):
             reason = _unsafe_path(entry) or "is not relative to the list (Ultralytics would look in its working folder)"
-            problems.append(Problem(list_file, number, f"{entry!r} {reason}; write it as ./path/from/this/list"))
+            problems.append(
+                Problem(list_file, number, f"{_short(entry, 100)} {reason}; write it as ./path/from/this/list")
+            )
             continue
         path = posixpath.normpath(posixpath.join(folder, entry[2:]))
         why = _unsafe_path(entry[2:]) or ("climbs out of the dataset" if path.startswith("../") else None)
         if why:
-            problems.append(Problem(list_file, number, f"{entry!r} {why}; list images inside the dataset"))
+            problems.append(Problem(list_file, number, f"{_short(entry, 100)} {why}; list images inside the dataset"))
         elif path not in files:
-            problems.append(Problem(list_file, number, f"{entry!r} not found in the dataset"))
+            problems.append(Problem(list_file, number, f"{_short(entry, 100)} not found in the dataset"))
         else:
             images.append(path)
     return images

@@ -159,3 +159,25 @@ def test_a_python_tag_is_never_executed(tmp_path) -> None:
     # WHEN parsed THEN it is refused and nothing ran
     refused(text)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # deep nesting would blow the parser's recursion
+        ("train: " + "[" * 5000 + "]" * 5000 + "\n", "nests too deeply"),
+        # a NUL byte: PyYAML's reader refuses it before parsing
+        ("train: x\x00\nval: y\nnames: [a]\n", "unacceptable character"),
+        # aliases that expand exponentially: the message names the kind, never the value
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+            "names: [*d]\ntrain: x\nval: y\n",
+            "not a list",
+        ),
+    ],
+)
+def test_hostile_yaml_is_a_short_problem_not_a_crash(text: str, words: str) -> None:
+    problems = refused(text)
+    assert words in problems[0].message
+    assert len(str(problems[0])) < 200
