@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -60,6 +61,7 @@ def canonical_json(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
 
 
+@functools.lru_cache(maxsize=8)
 def render_definition(
     *,
     bucket: str | None = None,
@@ -68,7 +70,10 @@ def render_definition(
     code_s3_uri: str | None = None,
     pipeline_name: str = "yolopipe",
 ) -> str:
-    """The checked, canonical definition JSON; values left as None stay placeholders."""
+    """The checked, canonical definition JSON; values left as None stay placeholders.
+
+    Memoised per process: the output depends only on the arguments (that is the point).
+    """
     # The SDK needs a region at import and checks roles through IAM unless told not to.
     os.environ.setdefault("AWS_DEFAULT_REGION", region or "us-east-1")
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
