@@ -368,7 +368,7 @@ def _as_int(value: Any) -> int | None:
 # ---------------------------------------------------------------------------------------------
 
 MAX_LIST_FILE_BYTES = 64 << 20
-MAX_LABEL_BYTES = 8 << 20
+MAX_LABEL_BYTES = 2 << 20  # ~40,000 boxes; Ultralytics has no limit, a Lambda has little memory
 DEFAULT_LABEL_SAMPLE = 200
 # Ultralytics' tolerance (ultralytics.data.utils.verify_image_label): coordinates up to 1.01 and
 # down to -0.01 pass, so the same files pass here.
@@ -717,13 +717,19 @@ def _check_label_sample(
         chosen.update(dict.fromkeys(picked))
     too_large = [path for path in chosen if files[path] > MAX_LABEL_BYTES]
     for path in too_large:
-        problems.append(Problem(path, None, f"is {files[path]:,} bytes; too large to be a label file"))
+        problems.append(
+            Problem(
+                path, None, f"is {files[path]:,} bytes, over the 2 MiB a label file may have; simplify its polygons"
+            )
+        )
         del chosen[path]
     nkpt, ndim = _kpt_shape(data_yaml.raw.get("kpt_shape"))
     paths = list(chosen)
-    contents = source.read_many(paths, max_bytes=MAX_LABEL_BYTES)
+    contents: dict[str, bytes | None] = {}
     for start in range(0, len(paths), _LABEL_BATCH):
         batch = paths[start : start + _LABEL_BATCH]
+        if start % _READ_BATCH == 0:  # read a few batches at a time: memory stays bounded
+            contents = source.read_many(paths[start : start + _READ_BATCH], max_bytes=MAX_LABEL_BYTES)
         if not nkpt and _batch_ok([contents.get(path) for path in batch], data_yaml.nc):
             continue  # the usual case: every file in the batch is fine, checked in one pass
         for path in batch:
@@ -737,7 +743,8 @@ def _check_label_sample(
     return len(chosen) + len(too_large)
 
 
-_LABEL_BATCH = 16
+_LABEL_BATCH = 16  # label files checked in one pass
+_READ_BATCH = 4 * _LABEL_BATCH  # label files held in memory at once (each at most MAX_LABEL_BYTES)
 
 
 def _batch_ok(contents: list[bytes | None], nc: int) -> bool:

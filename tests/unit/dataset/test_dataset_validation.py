@@ -295,3 +295,11 @@ def test_a_long_txt_list_is_read_whole(sample_dataset) -> None:
     ds.data_yaml.write_text("train: train.txt\nval: images/val\nnames: [a, b, c]\n")
     problem = only_problem(validate(ds.root))
     assert (problem.file, problem.line) == ("train.txt", 4001)
+
+
+def test_an_oversized_label_file_is_refused_unread(sample_dataset) -> None:
+    ds = sample_dataset(train=3, val=2)
+    (ds.root / "labels" / "train" / "train_00001.txt").write_text("0 0.5 0.5 0.2 0.2\n" * 120_000)
+    problem = only_problem(validate(ds.root))
+    assert problem.file == "labels/train/train_00001.txt"
+    assert "over the 2 MiB" in problem.message
