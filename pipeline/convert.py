@@ -190,10 +190,13 @@ def _from_coco(src: Path, images_dir: Path | None, skipped: Counter[str]) -> tup
         raise ConversionError(f"{json_path}: not a COCO instances JSON ({exc})") from exc
     class_of = {}
     names = []
-    for category in categories:
-        class_of[category["id"]] = len(names)
-        names.append(str(category["name"]))
-    by_image: dict[Any, list[dict[str, Any]]] = {image["id"]: [] for image in images}
+    try:
+        for category in categories:
+            class_of[category["id"]] = len(names)
+            names.append(str(category["name"]))
+        by_image: dict[Any, list[dict[str, Any]]] = {image["id"]: [] for image in images}
+    except (KeyError, TypeError) as exc:
+        raise ConversionError(f"{json_path}: a category or image lacks its id or name ({exc})") from exc
     for annotation in annotations:
         if annotation.get("image_id") not in by_image or annotation.get("category_id") not in class_of:
             skipped["annotations with an unknown image or category"] += 1
@@ -210,13 +213,20 @@ def _from_coco(src: Path, images_dir: Path | None, skipped: Counter[str]) -> tup
         if name is None or found is None or not is_image(name):
             skipped["images not found"] += 1
             continue
-        width, height = float(image.get("width") or 0), float(image.get("height") or 0)
+        try:
+            width, height = float(image.get("width") or 0), float(image.get("height") or 0)
+        except (TypeError, ValueError):
+            width = height = 0.0
         if width <= 0 or height <= 0:
             skipped["images without width/height"] += 1
             continue
         lines = []
         for annotation in by_image[image["id"]]:
-            x, y, w, h = (float(v) for v in annotation["bbox"])
+            try:
+                x, y, w, h = (float(v) for v in annotation["bbox"])
+            except (KeyError, TypeError, ValueError):
+                skipped["annotations without a valid bbox"] += 1
+                continue
             line = _box_line(class_of[annotation["category_id"]], x, y, x + w, y + h, width, height)
             if line is None:
                 skipped["boxes with no area"] += 1

@@ -68,6 +68,7 @@ def coco(tmp_path: Path) -> Path:
             {"id": 4, "image_id": 2, "category_id": 7, "bbox": [0, 0, 50, 50], "iscrowd": 1},
             {"id": 5, "image_id": 2, "category_id": 7, "bbox": [5, 5, 0, 10], "iscrowd": 0},
             {"id": 6, "image_id": 2, "category_id": 99, "bbox": [5, 5, 10, 10], "iscrowd": 0},
+            {"id": 7, "image_id": 3, "category_id": 2, "bbox": "10 10 5 5", "iscrowd": 0},
         ],
     }
     (src / "annotations").mkdir()
@@ -87,6 +88,7 @@ def test_coco_boxes_become_exact_yolo_lines(coco: Path, tmp_path: Path) -> None:
     assert result.counts == {"train": 2, "val": 1}
     assert result.skipped == {
         "annotations with an unknown image or category": 1,
+        "annotations without a valid bbox": 1,
         "boxes with no area": 1,
         "crowd annotations": 1,
         "images not found": 1,
