@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from yolopipe_shared.errors import DefinitionError
 from yolopipe_shared.evaluation import (
     EVALUATION_FILE,
     EVALUATION_OUTPUT_NAME,
@@ -120,7 +121,7 @@ def _dlc_account(scope: str, version: str, region: str) -> str:
     table = json.loads(resources.files("sagemaker.core.image_uri_config").joinpath("pytorch.json").read_text())
     registries = table[scope]["versions"][version]["registries"]
     if region not in registries:
-        raise ValueError(f"no PyTorch {version} {scope} image in region {region}; pick another region")
+        raise DefinitionError(f"no PyTorch {version} {scope} image in region {region!r}; check --region")
     return str(registries[region])
 
 

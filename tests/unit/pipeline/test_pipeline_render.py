@@ -108,7 +108,7 @@ def test_substituted_values_are_json_escaped():
 
 def test_render_cli_concrete_values_and_bad_role(tmp_path, capsys):
     """GIVEN concrete deploy values WHEN rendering THEN the file has none of those placeholders; GIVEN a
-    role that is not an ARN THEN one line says what to pass and nothing is written."""
+    role that is not an ARN or an unknown region THEN one line says what to fix and nothing is written."""
     from pipeline.render import main
 
     output = tmp_path / "p.json"
@@ -121,4 +121,7 @@ def test_render_cli_concrete_values_and_bad_role(tmp_path, capsys):
     assert main(["--output", str(bad), "--role", "my-role"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--role must be an IAM role ARN" in err
+    assert main(["--output", str(bad), "--region", "moon-central-1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "region 'moon-central-1'" in err
     assert not bad.exists()
