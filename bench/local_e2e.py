@@ -38,7 +38,7 @@ def _one(quick: bool, output: Path) -> dict[str, float]:
 
     kwargs: dict[str, object] = {"output_dir": output, "echo": None}
     if quick:
-        kwargs.update(sample_size=(8, 4), epochs=1)
+        kwargs.update(sample_size=(8, 4, 0), epochs=1)
     started = time.perf_counter()
     result = run_local(**kwargs)  # type: ignore[arg-type]
     wall = time.perf_counter() - started
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     total = figures["total"]
     work = figures["train"] + figures["evaluate"]
-    mode = "quick: 1 epoch, 8+4 images" if args.quick else "main command defaults: 3 epochs, 16+8 images, imgsz 64"
+    mode = "quick: 1 epoch, 8+4 images" if args.quick else "main command defaults: 12 epochs, 96+16+16 images, imgsz 96"
     print(f"Local end to end ({mode}); {_machine()}; median of {len(runs)} run(s)")
     print(f"{'phase':<10} {'seconds':>8} {'share':>7}")
     for key in (*PHASES, "other"):

@@ -30,7 +30,7 @@ def test_sample_dataset_is_trained_evaluated_and_registered(main_job: tuple[Any,
     assert set(result.metrics) == {"map50_95", "map50", "precision", "recall"}
     assert all(0.0 <= v <= 1.0 for v in result.metrics.values())
     # and the run's parameters came from the dataset's yolopipe.yaml and the stack
-    assert result.parameters["Epochs"] == "3" and result.parameters["ImageSize"] == "64"
+    assert result.parameters["Epochs"] == "12" and result.parameters["ImageSize"] == "96"
     assert result.parameters["MinMap50_95"] == "0.0"
 
 
@@ -62,7 +62,7 @@ def test_team_hears_start_and_success_in_slack_and_email(main_job: tuple[Any, li
     assert result.model_package_arn in result.emails[-1].body
     # and the person running it saw the steps, the epochs and the messages go by
     output = "\n".join(lines)
-    for expected in ("step Train (Training) started", "epoch 3/3", "step Evaluate succeeded",
+    for expected in ("step Train (Training) started", "epoch 12/12", "step Evaluate succeeded",
                      "condition is true", "registered model package", "─ Slack", "─ Email", "status      Succeeded"):
         assert expected in output, expected
 
