@@ -26,6 +26,7 @@ DEFAULT_STACK = "yolopipe"
 DEFAULT_PIPELINE = "yolopipe"
 #: Where `--local` points when the local mode has not said otherwise (moto's server default port).
 DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:5000"
+LOCAL_CREDENTIALS = ("local", "local")
 
 _NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "404",
                     "NotFound", "ValidationError", "ValidationException"}
@@ -57,6 +58,8 @@ class Settings:
     stack: str = DEFAULT_STACK
     bucket: str | None = None
     pipeline: str | None = None
+    #: Talking to the local emulator: it takes any credentials, so none need configuring.
+    local: bool = False
 
     @classmethod
     def from_env(
@@ -82,6 +85,7 @@ class Settings:
             stack=stack or env.get(ENV_STACK) or DEFAULT_STACK,
             bucket=bucket or env.get(ENV_BUCKET) or None,
             pipeline=pipeline or env.get(ENV_PIPELINE) or None,
+            local=local,
         )
 
     def with_(self, **changes: Any) -> Settings:
@@ -120,9 +124,16 @@ class Aws:
             import boto3
 
             with aws_errors():
-                self.session = boto3.session.Session(
-                    profile_name=self.settings.profile, region_name=self.settings.region
-                )
+                if self.settings.local and not self.settings.profile:
+                    self.session = boto3.session.Session(
+                        aws_access_key_id=LOCAL_CREDENTIALS[0], aws_secret_access_key=LOCAL_CREDENTIALS[1],
+                        region_name=self.settings.region or os.environ.get("AWS_REGION")
+                        or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+                    )
+                else:
+                    self.session = boto3.session.Session(
+                        profile_name=self.settings.profile, region_name=self.settings.region
+                    )
 
     @property
     def region(self) -> str | None:

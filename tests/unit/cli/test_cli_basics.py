@@ -43,13 +43,13 @@ def test_validate_lists_each_problem_with_file_and_line_and_exits_1(cli: Any, sa
     labels = sorted((dataset.root / "labels" / "train").glob("*.txt"))[:2]
     for label in labels:
         label.write_text("0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n")
-    # WHEN the user validates it, checking every label
-    result = cli("dataset", "validate", dataset.root, "--all-labels")
+    # WHEN the user validates it (every label is read locally)
+    result = cli("dataset", "validate", dataset.root)
     # THEN exit 1, and each problem names its file and line
     assert result.code == 1
     for label in labels:
         assert f"labels/train/{label.name}:2:" in result.out
-    data = cli("dataset", "validate", dataset.root, "--all-labels", "--json").json()
+    data = cli("dataset", "validate", dataset.root, "--json").json()
     assert data["ok"] is False and len(data["problems"]) == 2
 
 
@@ -130,3 +130,19 @@ def test_render_and_local_delegate_their_arguments(cli: Any) -> None:
     result = cli("render", "--help")
     assert result.code == 0
     assert "usage" in result.out.lower() and "exit codes:" not in result.out
+
+
+def test_validate_reads_every_label_locally_not_a_sample(cli: Any, sample_dataset: Any) -> None:
+    # GIVEN a dataset with more label files than the trigger samples, faults in three of them
+    from yolopipe_shared.dataset_rules import DEFAULT_LABEL_SAMPLE
+
+    dataset = sample_dataset(train=DEFAULT_LABEL_SAMPLE + 40, val=4, imgsz=32)
+    broken = sorted((dataset.root / "labels" / "train").glob("*.txt"))[-3:]
+    for label in broken:
+        label.write_text("0 0.5 0.5 1.7 0.2\n")
+    # WHEN the user validates it
+    result = cli("dataset", "validate", dataset.root, "--json")
+    # THEN all three are reported, whichever the trigger's sample would have drawn
+    assert result.code == 1
+    problems = result.json()["problems"]
+    assert sorted(p.split(":")[0] for p in problems) == sorted(f"labels/train/{b.name}" for b in broken)

@@ -201,3 +201,17 @@ def test_watch_timeout_gives_up_with_exit_1(cli: Any, local: dict[str, Any]) -> 
     assert result.code == 1
     assert "still Executing" in result.err
     assert cli("stop", *local["args"], arn).code == 0
+
+
+def test_local_flag_needs_no_credentials(cli: Any, local: dict[str, Any], monkeypatch: Any, tmp_path: Any) -> None:
+    # GIVEN no AWS credentials at all, and the local emulator's endpoint in YOLOPIPE_LOCAL_ENDPOINT
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("YOLOPIPE_LOCAL_ENDPOINT", local["endpoint"])
+    # WHEN the user lists pipelines with --local
+    result = cli("pipelines", "list", "--local", "--json")
+    # THEN the emulator's pipelines are listed
+    assert result.code == 0, result.err
+    assert sorted(p["name"] for p in result.json()) == ["good", "poor", "slow"]
