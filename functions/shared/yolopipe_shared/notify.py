@@ -11,7 +11,7 @@ from typing import Any
 from . import evaluation, slack
 from .config import NotifierConfig
 from .execution_report import NOTIFY_STATUSES, TERMINAL_STATUSES, ExecutionReport, described_status, gather_report
-from .start_training import email_subject
+from .topic import email_subject, publish
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,6 @@ def notify_status(detail: dict[str, Any], *, sagemaker: Any, s3: Any, sns: Any, 
             logger.error("Slack notification failed: %s", error)
             slack_result = f"failed: {error}"
     subject, body = email(report)
-    sns.publish(TopicArn=config.notify_topic_arn, Subject=subject, Message=body,
-                MessageAttributes={"event": {"DataType": "String", "StringValue": f"pipeline-{status.lower()}"}})
+    publish(sns, config.notify_topic_arn, subject, body, f"pipeline-{status.lower()}", dataset=report.dataset)
     logger.info("notified", extra={"status": status, "execution": arn, "slack": slack_result})
     return {"sent": True, "status": status, "execution_arn": arn, "slack": slack_result}

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import ClientError
 
-from . import parameters
+from . import parameters, topic
 from .config import TriggerConfig
 from .dataset_rules import Problem, S3DatasetSource, validate_dataset
 from .errors import ParameterError, PipelineNotFound
@@ -27,8 +27,6 @@ OVERRIDES_FILE = "yolopipe.yaml"
 OVERRIDES_MAX_BYTES = 64 * 1024
 #: Problems listed in a refusal message; the rest are counted.
 MAX_PROBLEMS_LISTED = 50
-#: SNS subjects: ASCII, no newlines, under 100 characters.
-SUBJECT_MAX = 99
 
 
 def read_overrides(s3: Any, marker: DatasetMarker, max_epochs: int | None) -> tuple[
@@ -135,19 +133,8 @@ def publish_refusal(sns: Any, topic_arn: str, marker: DatasetMarker, problems: l
         "",
         f"Fix them and upload {marker.prefix}data.yaml again (write it last: it starts training).",
     ])
-    sns.publish(
-        TopicArn=topic_arn,
-        Subject=email_subject(f"yolopipe: dataset {marker.dataset} refused"),
-        Message=message,
-        MessageAttributes={"event": {"DataType": "String", "StringValue": "dataset-refused"},
-                           "dataset": {"DataType": "String", "StringValue": marker.dataset}},
-    )
-
-
-def email_subject(text: str) -> str:
-    """An SNS subject: printable ASCII, one line, under 100 characters."""
-    clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in text.replace("\n", " "))
-    return _truncate(clean, SUBJECT_MAX)
+    topic.publish(sns, topic_arn, f"yolopipe: dataset {marker.dataset} refused", message, "dataset-refused",
+                  dataset=marker.dataset)
 
 
 def _truncate(text: str, limit: int) -> str:
