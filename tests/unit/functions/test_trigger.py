@@ -192,6 +192,15 @@ def _break(root: Path, case: str) -> None:
     elif case == "class-out-of-range":
         label = sorted((root / "labels" / "train").iterdir())[0]
         label.write_text("7 0.5 0.5 0.2 0.2\n")
+    elif case == "malformed-label":
+        label = sorted((root / "labels" / "val").iterdir())[0]
+        label.write_text("0 0.5 0.5 0.2\n")
+    elif case == "no-names":
+        data.write_text(re.sub(r"(?ms)^names:.*?(?=^\S|\Z)", "", text))
+    elif case == "empty-split":
+        for f in (root / "images" / "val").iterdir():
+            f.unlink()
+        (root / "images" / "val" / "README.txt").write_text("no images here")
     elif case == "not-yaml":
         data.write_text("names: [a, b\ntrain: images/train\n")
     elif case == "epochs-over-cap":
@@ -211,6 +220,9 @@ REFUSALS = {
     "missing-split": ("data.yaml", "val"),
     "class-out-of-range": ("labels/train/", "7"),
     "not-yaml": ("data.yaml", ""),
+    "malformed-label": ("labels/val/", ""),
+    "no-names": ("data.yaml", "names"),
+    "empty-split": ("data.yaml", "val"),
     "epochs-over-cap": ("yolopipe.yaml:1", "Epochs must be at most"),
     "gate-not-overridable": ("yolopipe.yaml:2", "MinMap50_95 cannot be set by a dataset"),
     "unknown-parameter": ("yolopipe.yaml:1", "did you mean 'epochs'"),
