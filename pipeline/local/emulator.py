@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .executor import LocalExecutor
 
 ACCOUNT_ID = "123456789012"
+#: Where `yolopipe local serve` listens (moto's own default port); the CLI's --local reads it.
+DEFAULT_ENDPOINT = "http://127.0.0.1:5000"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 _REGION_IN_AUTH = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 

@@ -337,9 +337,9 @@ def _upload(s3: Any, root: Path, bucket: str, name: str, chosen: Mapping[str, An
     return f"{prefix}data.yaml", uploaded
 
 
-def s3_marker_event(s3: Any, bucket: str, key: str, region: str) -> dict[str, Any]:
+def s3_marker_event(s3: Any, bucket: str, key: str, region: str, *, version: str | None = None) -> dict[str, Any]:
     """The s3:ObjectCreated:Put event S3 sends for the marker (key URL-encoded, eTag, versionId)."""
-    head = s3.head_object(Bucket=bucket, Key=key)
+    head = s3.head_object(Bucket=bucket, Key=key, **({"VersionId": version} if version else {}))
     obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": int(head["ContentLength"]),
                            "eTag": str(head["ETag"]).strip('"'), "sequencer": f"{time.time_ns():018X}"}
     if head.get("VersionId") and head["VersionId"] != "null":
@@ -481,7 +481,8 @@ def _summary(say: Echo, result: LocalRunResult) -> None:
         gate = result.parameters.get("MinMap50_95")
         if gate is not None and "map50_95" in result.metrics:
             verdict = ">=" if result.metrics["map50_95"] >= float(gate) else "<"
-            lowered = " (lowered for the demo; the default is 0.5)" if result.dataset == "sample" else ""
+            default = parameters.BY_NAME["MinMap50_95"].default
+            lowered = f" (lowered for the demo; the default is {default})" if result.dataset == "sample" else ""
             say(f"  gate        mAP50-95 {result.metrics['map50_95']:.3f} {verdict} MinMap50_95 {gate}{lowered}")
         if result.model_artifact:
             say(f"  model       {result.model_artifact}")
@@ -554,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from .serve import main as serve_main
+
+        return serve_main(argv[1:])
     if argv[:1] == ["run"]:
         argv = argv[1:]
     parser = argparse.ArgumentParser(prog="yolopipe local run",

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from yolopipe_shared import config as env_names
+import yolopipe_shared.config as env_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"
