@@ -129,16 +129,28 @@ def yolopipe_upload(endpoint: str, root: Path, name: str, workers: int) -> int:
     return result.uploaded
 
 
+def _timed(pid: int, fn, round_: int) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
+    """(files sent, seconds, emulator CPU share) of one contender's run."""
+    cpu0 = _cpu_seconds(pid)
+    start = time.perf_counter()
+    sent = fn(round_)
+    seconds = time.perf_counter() - start
+    return sent, seconds, (_cpu_seconds(pid) - cpu0) / seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=5000, help="images + labels in the dataset (default 5000)")
     parser.add_argument("--quick", action="store_true", help="1,000 files: under a minute, for CI smoke")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds, best of each (default 2, 1 with --quick)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="yolopipe upload's threads")
     parser.add_argument("--latency-ms", type=float, default=0.0,
                         help="delay the emulator adds to every request, to model S3's network round trip "
                              "(default 0: the bare local emulator)")
     args = parser.parse_args(argv)
     count = 1000 if args.quick else args.files
+    args.rounds = args.rounds or (1 if args.quick else 2)
 
     port = _free_port()
     process = multiprocessing.get_context("spawn").Process(
@@ -148,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     _wait_for(port)
     endpoint = f"http://127.0.0.1:{port}"
     rows: list[tuple[str, int, float, float]] = []
+    base = put = ours = float("nan")
     try:
         _client(endpoint).create_bucket(Bucket=BUCKET)
         with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
@@ -155,29 +168,34 @@ def main(argv: list[str] | None = None) -> int:
             make_files(root, count)
             total = len(local_files(root, "x/")[0]) + 1
 
-            def timed(label: str, fn, *fn_args) -> float:  # type: ignore[no-untyped-def]
-                cpu0 = _cpu_seconds(process.pid or 0)
-                start = time.perf_counter()
-                sent = fn(*fn_args)
-                seconds = time.perf_counter() - start
-                rows.append((label, sent, seconds, (_cpu_seconds(process.pid or 0) - cpu0) / seconds))
-                return seconds
-
-            base = timed("sequential loop, boto3 upload_file per file", sequential_upload_file,
-                         endpoint, root, "datasets/loop-upload-file/")
-            put = timed("sequential loop, boto3 put_object per file", sequential_put_object,
-                        endpoint, root, "datasets/loop-put-object/")
-            ours = timed(f"yolopipe upload ({args.workers} threads)", yolopipe_upload,
-                         endpoint, root, "ours", args.workers)
-            timed("yolopipe upload again (resume: nothing to send)", yolopipe_upload,
-                  endpoint, root, "ours", args.workers)
+            contenders = [
+                ("sequential loop, boto3 upload_file per file",
+                 lambda r: sequential_upload_file(endpoint, root, f"datasets/loop-upload-file-{r}/")),
+                ("sequential loop, boto3 put_object per file",
+                 lambda r: sequential_put_object(endpoint, root, f"datasets/loop-put-object-{r}/")),
+                (f"yolopipe upload ({args.workers} threads)",
+                 lambda r: yolopipe_upload(endpoint, root, f"ours-{r}", args.workers)),
+            ]
+            best: dict[str, tuple[int, float, float]] = {}
+            # Interleaved rounds, best of each: the box is shared, a neighbour's burst hits one run only.
+            for round_ in range(args.rounds):
+                for label, fn in contenders:
+                    sent, seconds, busy = _timed(process.pid or 0, fn, round_)
+                    if label not in best or seconds < best[label][1]:
+                        best[label] = (sent, seconds, busy)
+            rows = [(label, *best[label]) for label, _ in contenders]
+            again = _timed(process.pid or 0, lambda r: yolopipe_upload(endpoint, root, f"ours-{r}", args.workers),
+                           args.rounds - 1)
+            rows.append(("yolopipe upload again (resume: nothing to send)", *again))
+            base, put, ours = rows[0][2], rows[1][2], rows[2][2]
     finally:
         process.terminate()
         process.join(5)
 
     where = f"+ {args.latency_ms:g} ms modelled round trip per request" if args.latency_ms else "(no added latency)"
     print(f"\nUpload of {total} files ({count} images+labels, data.yaml last) to moto S3 on 127.0.0.1 {where}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f}; best of {args.rounds} interleaved rounds\n")
     print(f"| {'contender':<50} | {'files sent':>10} | {'seconds':>8} | {'files/s':>8} "
           f"| {'emulator CPU':>12} | {'vs upload_file loop':>19} |")
     print(f"|{'-' * 52}|{'-' * 11}:|{'-' * 9}:|{'-' * 9}:|{'-' * 13}:|{'-' * 20}:|")
