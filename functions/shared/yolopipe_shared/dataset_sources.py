@@ -42,7 +42,11 @@ class DatasetSource(Protocol):
 
 
 class LocalDatasetSource:
-    """A dataset in a local folder. Symlinked folders are not followed (no loops, no escapes)."""
+    """A dataset in a local folder.
+
+    Symlinked folders are followed, as Ultralytics' glob follows them (`images -> /data/coco/images`
+    is common), each real folder once: a link loop cannot hang the listing.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -55,6 +59,8 @@ class LocalDatasetSource:
         if not self.root.is_dir():
             raise DatasetUnreadable(f"{self.root} is not a folder; give the folder that holds data.yaml")
         files: dict[str, int] = {}
+        root_stat = os.stat(self.root)
+        seen = {(root_stat.st_dev, root_stat.st_ino)}
         stack: list[tuple[str, str]] = [(str(self.root), "")]
         while stack:
             folder, prefix = stack.pop()
@@ -65,13 +71,18 @@ class LocalDatasetSource:
             with entries:
                 for entry in entries:
                     rel = prefix + entry.name
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, rel + "/"))
-                    elif entry.is_file():
-                        try:
+                    try:
+                        if entry.is_dir():
+                            if entry.is_symlink():
+                                target = entry.stat()
+                                if (target.st_dev, target.st_ino) in seen:
+                                    continue
+                                seen.add((target.st_dev, target.st_ino))
+                            stack.append((entry.path, rel + "/"))
+                        elif entry.is_file():
                             files[rel] = entry.stat().st_size
-                        except OSError:  # a dangling symlink or a file removed while listing
-                            continue
+                    except OSError:  # a dangling symlink or a file removed while listing
+                        continue
         return files
 
     def read_bytes(self, path: str, *, max_bytes: int) -> bytes | None:

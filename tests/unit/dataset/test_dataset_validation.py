@@ -303,3 +303,17 @@ def test_an_oversized_label_file_is_refused_unread(sample_dataset) -> None:
     problem = only_problem(validate(ds.root))
     assert problem.file == "labels/train/train_00001.txt"
     assert "over the 2 MiB" in problem.message
+
+
+def test_symlinked_folders_are_followed_once(sample_dataset, tmp_path: Path) -> None:
+    # GIVEN a dataset whose image and label folders are links to folders elsewhere, plus a link loop
+    elsewhere = sample_dataset("elsewhere", train=4, val=2)
+    ds = sample_dataset("linked", train=1, val=1)
+    for kind in ("images", "labels"):
+        shutil.rmtree(ds.root / kind)
+        (ds.root / kind).symlink_to(elsewhere.root / kind, target_is_directory=True)
+    (elsewhere.root / "images" / "train" / "loop").symlink_to(elsewhere.root / "images", target_is_directory=True)
+    # WHEN validated THEN the linked images count (the loop is walked once) and the dataset passes
+    report = validate(ds.root, label_sample=None)
+    assert report.ok, report.summary()
+    assert report.images_per_split == {"train": 4, "val": 2}
