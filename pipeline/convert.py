@@ -188,8 +188,8 @@ def _from_coco(src: Path, images_dir: Path | None, skipped: Counter[str]) -> tup
         annotations = list(doc.get("annotations", []))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConversionError(f"{json_path}: not a COCO instances JSON ({exc})") from exc
-    class_of = {}
-    names = []
+    class_of: dict[Any, int] = {}
+    names: list[str] = []
     try:
         for category in categories:
             class_of[category["id"]] = len(names)
@@ -314,9 +314,12 @@ def _images_under(folder: Path) -> Iterable[Path]:
 def _from_imagefolder(src: Path, skipped: Counter[str]) -> tuple[list[str], list[_Item]]:
     if not src.is_dir():
         raise ConversionError(f"{src}: an ImageFolder dataset is a folder of class folders")
-    split_dirs = {"train": src / "train", "val": src / "val" if (src / "val").is_dir() else src / "valid"}
+    split_dirs: dict[str | None, Path] = {
+        "train": src / "train",
+        "val": src / "val" if (src / "val").is_dir() else src / "valid",
+    }
     presplit = all(d.is_dir() for d in split_dirs.values()) and all(_class_dirs(d) for d in split_dirs.values())
-    roots: dict[str | None, Path] = dict(split_dirs) if presplit else {None: src}
+    roots = split_dirs if presplit else {None: src}
     names = sorted({d.name for root in roots.values() for d in _class_dirs(root)})
     class_of = {name: index for index, name in enumerate(names)}
     items = []
