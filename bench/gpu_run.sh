@@ -24,6 +24,7 @@ export PYTHONUNBUFFERED=1
 timeout "${BENCH_TIMEOUT:-480}" "$PY" bench/train_throughput.py $BENCH_ARGS --work /tmp/yolopipe-bench \
     --json "$OUT/train_throughput_gpu.json" 2>&1 | tee "$OUT/bench.log"
 status=$?
+[ -n "${SKIP_EVAL:-}" ] && exit $status
 # The processing step on the GPU too: score the model our defaults trained (val split: no test here).
 PYTHONPATH="functions/shared${PYTHONPATH:+:$PYTHONPATH}" timeout 60 "$PY" training_code/evaluate.py \
     --model /tmp/yolopipe-bench/ours/model --data /tmp/yolopipe-bench/dataset --output "$OUT" 2>&1 | tail -n 3

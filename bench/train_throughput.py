@@ -104,8 +104,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     import train as train_step
 
     work = Path(spec["work"])
-    common = {"imgsz": spec["imgsz"], "epochs": spec["epochs"], "time": spec["hours"], "close_mosaic": 0,
-              "plots": False, "seed": 0}
+    common = {"imgsz": spec["imgsz"], "epochs": spec["epochs"], "close_mosaic": 0, "plots": False, "seed": 0}
+    if spec["hours"]:
+        common["time"] = spec["hours"]
     started = time.perf_counter()
     if spec["overrides"] is None:  # ours: the training step itself, with nothing set but the essentials
         argv = ["--dataset", spec["dataset"], "--variant", spec["variant"], "--model-dir", str(work / "model"),
@@ -145,7 +146,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "first_epoch_images_per_second": epochs[0].get("images_per_second") if epochs else None,
         **final,
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "per_epoch": [{k: e.get(k) for k in ("epoch", "train_seconds", "images_per_second", "map50_95")}
+        "per_epoch": [{**{k: e.get(k) for k in ("epoch", "train_seconds", "images_per_second", "map50_95")},
+                       "elapsed": round(e["time"] - epochs[0]["time"] + epochs[0]["train_seconds"], 1)}
                       for e in epochs],
     }
 
@@ -173,7 +175,7 @@ def table(results: list[dict[str, Any]], machine: str) -> str:
     base = next((r for r in results if r.get("config") == "bare" and r.get("images_per_second")), None)
     rows = [f"Training throughput, {machine}",
             f"{'config':<7} {'batch':>5} {'workers':>7} {'cache':>5} {'epochs':>6} {'img/s':>8} "
-            f"{'x bare':>7} {'mAP50-95':>9} {'mAP50':>7}"]
+            f"{'x bare':>7} {'mAP50-95':>9} {'mAP50':>7} {'train s':>7}"]
     for r in results:
         if "error" in r:
             rows.append(f"{r['config']:<7} ERROR {r['error'][:200]}")
@@ -181,7 +183,8 @@ def table(results: list[dict[str, Any]], machine: str) -> str:
         speed = r.get("images_per_second") or 0.0
         ratio = f"{speed / base['images_per_second']:.2f}" if base and speed else "-"
         rows.append(f"{r['config']:<7} {r['batch']!s:>5} {r['workers']!s:>7} {r['cache']!s:>5} {r['epochs']:>6} "
-                    f"{speed:>8.1f} {ratio:>7} {r.get('map50_95') or 0:>9.4f} {r.get('map50') or 0:>7.4f}")
+                    f"{speed:>8.1f} {ratio:>7} {r.get('map50_95') or 0:>9.4f} {r.get('map50') or 0:>7.4f} "
+                    f"{(r.get('per_epoch') or [{}])[-1].get('elapsed', 0):>7.1f}")
     speed = {r["config"]: r["images_per_second"] for r in results if r.get("images_per_second")}
     for other in ("bare", "tuned"):
         if "ours" in speed and other in speed:
@@ -206,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", type=int)
     parser.add_argument("--variant", default="n")
     parser.add_argument("--seconds", type=float, help="wall-clock training budget per configuration")
+    parser.add_argument("--epochs", help="fixed epochs instead of a time budget, e.g. bare=4,ours=14")
     parser.add_argument("--configs", default="bare,ours,tuned")
     parser.add_argument("--with-big", action="store_true", help="also batch 256 (GPU)")
     parser.add_argument("--work", type=Path, help="working folder (default: a temp folder)")
@@ -248,12 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for name, overrides in chosen.items():
         elapsed = time.perf_counter() - started
-        if args.deadline and elapsed + args.seconds * 1.3 > args.deadline:
+        if args.deadline and not args.epochs and elapsed + args.seconds * 1.3 > args.deadline:
             print(f"skipping {name}: {elapsed:.0f} s spent, deadline {args.deadline:.0f} s", flush=True)
             continue
+        fixed = dict(item.split("=") for item in args.epochs.split(",")) if args.epochs else {}
         spec = {"name": name, "overrides": overrides, "dataset": str(dataset), "imgsz": args.imgsz,
-                "variant": args.variant, "hours": args.seconds / 3600, "epochs": 1000,
-                "work": str(work / name)}
+                "variant": args.variant, "hours": None if fixed else args.seconds / 3600,
+                "epochs": int(fixed.get(name, 1000 if not fixed else 3)), "work": str(work / name)}
         result = run_isolated(spec, work)
         results.append(result)
         print(json.dumps({k: v for k, v in result.items() if k != "per_epoch"}), flush=True)
@@ -261,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps({"machine": machine, "args": vars(args) | {"work": str(work),
                                              "json": str(args.json)}, "results": results}, indent=1, default=str))
     print()
-    print(table(results, f"{machine}; YOLO11{args.variant}, {args.train_images} images at {args.imgsz} px, "
-                         f"{args.seconds:.0f} s per config"))
+    budget = f"epochs {args.epochs}" if args.epochs else f"{args.seconds:.0f} s per config"
+    print(table(results, f"{machine}; YOLO11{args.variant}, {args.train_images} images at {args.imgsz} px, {budget}"))
     print(f"total {time.perf_counter() - started:.0f} s; command: python bench/train_throughput.py "
           + " ".join(sys.argv[1:]))
     return 0 if all("error" not in r for r in results) else 1
