@@ -23,7 +23,7 @@ HEADLINES = {
     "Stopped": "Training stopped",
 }
 #: Parameters worth a line in the message (the dataset has its own line).
-SHOWN_PARAMETERS = ("ModelVariant", "Epochs", "ImageSize", "TrainingInstanceType")
+SHOWN_PARAMETERS = ("ModelVariant", "Epochs", "ImageSize", "TrainingInstanceType", "MinMap50_95")
 
 
 def facts(report: ExecutionReport) -> list[tuple[str, str]]:
@@ -74,7 +74,7 @@ def email(report: ExecutionReport) -> tuple[str, str]:
     lines = [headline(report), ""]
     lines += [f"{k + ':':<{width + 1}} {v}" for k, v in facts(report)]
     if report.metrics:
-        lines += ["", "Evaluation:"] + [f"  {k + ':':<{width + 1}} {v}" for k, v in metric_pairs(report)]
+        lines += ["", "Evaluation:"] + [f"  {k + ':':<{width - 1}} {v}" for k, v in metric_pairs(report)]
     if report.model_package_arn:
         lines += ["", f"Registered model package (pending approval): {report.model_package_arn}"]
     if report.status == "Failed":
