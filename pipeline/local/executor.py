@@ -92,6 +92,7 @@ class StepRecord:
     end: datetime | None = None
     failure_reason: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    cache_hit: str | None = None
 
     def to_api(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -107,6 +108,8 @@ class StepRecord:
             item["EndTime"] = self.end
         if self.failure_reason:
             item["FailureReason"] = self.failure_reason
+        if self.cache_hit:
+            item["CacheHitResult"] = {"SourcePipelineExecutionArn": self.cache_hit}
         return item
 
 
@@ -314,6 +317,9 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()  # one execution's steps at a time: this is a small machine
         self._threads: list[threading.Thread] = []
+        #: Step cache (CacheConfig): key -> (source execution ARN, step properties, step metadata).
+        #: Kept while the executor lives (the emulator's lifetime); expiry is not modelled.
+        self._cache: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
 
     # --- the API the emulator serves ------------------------------------------------------
 
@@ -479,8 +485,21 @@ class LocalExecutor:
                     arguments = evaluate(arguments, scope)
             except ExpressionError as exc:
                 raise StepFailed(f"ClientError: {exc}") from exc
+            cache_key = self._cache_key(execution, step, arguments)
+            hit = self._cache.get(cache_key) if cache_key else None
+            if hit is not None:
+                source, properties, metadata = hit
+                scope.steps[step["Name"]] = properties
+                record.metadata = {**metadata}
+                record.cache_hit = source
+                record.status, record.end = "Succeeded", now()
+                self._progress(execution, f"step {record.name}: cache hit (same arguments as execution "
+                                          f"{source.rsplit('/', 1)[-1]}), not run again")
+                return branch
             try:
                 branch = runner(execution, step, arguments, record, scope) or []
+                if cache_key:
+                    self._cache[cache_key] = (execution.arn, scope.steps.get(step["Name"], {}), dict(record.metadata))
             except (StepStopped, StepFailed):
                 raise
             except Exception as exc:  # a bug or an argument shape we do not know: the step's reason
@@ -655,6 +674,15 @@ class LocalExecutor:
         scope.steps[step["Name"]] = description
 
     # --- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _cache_key(execution: Execution, step: dict[str, Any], arguments: dict[str, Any]) -> str | None:
+        """SageMaker step caching: same pipeline, step and resolved arguments -> the earlier result."""
+        cache = step.get("CacheConfig") or {}
+        if not cache.get("Enabled") or step["Type"] not in ("Training", "Processing"):
+            return None
+        return json.dumps([execution.pipeline_name, step["Name"], step["Type"], arguments], sort_keys=True,
+                          default=str)
 
     def _step_folder(self, execution: Execution, step: str) -> Path:
         folder = self.work_dir / execution.execution_id / step

@@ -271,6 +271,26 @@ def test_unknown_pipeline_and_parameter_are_refused_like_sagemaker(local_aws: di
     assert "Epoch" in unknown.value.response["Error"]["Message"]
 
 
+def test_step_cache_reuses_a_training_with_the_same_arguments(local_aws: dict[str, Any]) -> None:
+    # GIVEN a pipeline whose Train step has caching on (as the rendered definition does)
+    definition = _definition()
+    definition["Steps"][0]["CacheConfig"] = {"Enabled": True, "ExpireAfter": "P30D"}
+    _deploy(local_aws["sagemaker"], definition)
+    # WHEN the same parameters run twice, then with another Epochs
+    first = _run(local_aws)
+    second = _run(local_aws)
+    third = _run(local_aws, [{"Name": "Epochs", "Value": "1"}])
+    # THEN the second Train is a cache hit pointing at the first execution, with the same model;
+    # Evaluate (its output path holds the execution id) runs again; other arguments train again
+    trains = [_steps(local_aws, d["PipelineExecutionArn"])["Train"] for d in (first, second, third)]
+    assert "CacheHitResult" not in trains[0]
+    assert trains[1]["CacheHitResult"] == {"SourcePipelineExecutionArn": first["PipelineExecutionArn"]}
+    assert trains[1]["Metadata"] == trains[0]["Metadata"]
+    assert "CacheHitResult" not in trains[2] and trains[2]["Metadata"] != trains[0]["Metadata"]
+    assert "CacheHitResult" not in _steps(local_aws, second["PipelineExecutionArn"])["Evaluate"]
+    assert second["PipelineExecutionStatus"] == "Succeeded"
+
+
 def test_hyperparameters_become_arguments_as_the_toolkit_builds_them() -> None:
     # GIVEN hyperparameters as the SDK writes them (JSON-encoded strings)
     hps = {"sagemaker_program": '"train.py"', "epochs": "5", "variant": '"n"', "lr0": "0.01", "cache": "true"}
