@@ -8,6 +8,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import evaluation, slack
 from .config import NotifierConfig
 from .execution_report import NOTIFY_STATUSES, TERMINAL_STATUSES, ExecutionReport, described_status, gather_report
@@ -110,7 +112,12 @@ def notify_status(detail: dict[str, Any], *, sagemaker: Any, s3: Any, sns: Any, 
         return {"sent": False, "reason": "stale Executing event for a finished execution"}
     report = gather_report(detail, sagemaker=sagemaker, s3=s3, region=config.region)
     slack_result = "not configured"
-    url = webhook()
+    try:
+        url = webhook()
+    except (ClientError, BotoCoreError) as error:  # Slack is lost for this message; the email is not
+        code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+        logger.error("could not read the Slack webhook secret: %s %s", type(error).__name__, code)
+        url, slack_result = None, "failed: the Slack secret could not be read"
     if url:
         try:
             delivery = post(url, slack_message(report), timeout=config.slack_timeout_seconds,

@@ -283,3 +283,14 @@ def test_message_stays_within_slack_limits_with_a_huge_failure_reason() -> None:
         for f in block.get("fields", []):
             assert len(f["text"]) <= slack.MAX_FIELD_TEXT
     assert "&lt;b&gt;&amp;" in all_text(message)
+
+
+def test_unreadable_slack_secret_never_stops_the_email(aws: Aws, notifier) -> None:
+    """GIVEN the Slack secret was deleted (or the role cannot read it)
+    WHEN a status change is notified THEN the email still goes out and the invocation succeeds."""
+    aws.secrets.delete_secret(SecretId=aws.secret_arn, ForceDeleteWithoutRecovery=True)
+    arn = start_execution(aws)
+    answer_steps(notifier, succeeded_steps(evaluation_job(aws)))
+    result = notifier.lambda_handler(status_event("pipeline_succeeded", arn), LambdaContext())
+    assert result["slack"].startswith("failed")
+    assert len(aws.inbox()) == 1
