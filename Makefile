@@ -62,3 +62,12 @@ clean:
 
 render: $(VENV)/.installed  ## write the pipeline definition JSON (placeholders for bucket, role, region, code) to build/
 	$(PY) -m pipeline.render --output build/pipeline_definition.json
+
+local-run: $(VENV)/.installed  ## local mode on your dataset: make local-run DATASET=./my-dataset
+	$(PY) -m pipeline.local run $(DATASET)
+
+local-serve: $(VENV)/.installed  ## keep the local stack running on 127.0.0.1:5000 for `yolopipe ... --local`
+	$(PY) -m pipeline.local serve
+
+bench-local: $(VENV)/.installed  ## benchmark 6: the main command's wall time by phase (QUICK=1 for the smoke run)
+	$(PY) bench/local_e2e.py $(if $(QUICK),--quick,)
