@@ -9,7 +9,7 @@ Every command module takes an `Aws` and never builds a client itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,7 +29,7 @@ DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:5000"
 LOCAL_CREDENTIALS = ("local", "local")
 
 _NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "404",
-                    "NotFound", "ValidationError", "ValidationException"}
+                    "NotFound", "NoSuchEntity", "ValidationError", "ValidationException"}
 _ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403", "Forbidden"}
 _CREDENTIAL_CODES = {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch",
                      "UnrecognizedClientException", "InvalidAccessKeyId", "RequestExpired"}
@@ -72,7 +72,7 @@ class Settings:
         stack: str | None = None,
         bucket: str | None = None,
         pipeline: str | None = None,
-        environ: dict[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> Settings:
         """Options first, then YOLOPIPE_* variables; boto3 reads AWS_PROFILE/AWS_REGION/AWS_ENDPOINT_URL."""
         env = os.environ if environ is None else environ
@@ -92,22 +92,10 @@ class Settings:
         return replace(self, **changes)
 
 
-def local_endpoint(environ: dict[str, str] | None = None) -> str:
-    """The local emulator's endpoint: YOLOPIPE_LOCAL_ENDPOINT, else the local mode's own default."""
+def local_endpoint(environ: Mapping[str, str] | None = None) -> str:
+    """The local emulator's endpoint: YOLOPIPE_LOCAL_ENDPOINT, else where `yolopipe local serve` listens."""
     env = os.environ if environ is None else environ
-    if env.get(ENV_LOCAL_ENDPOINT):
-        return env[ENV_LOCAL_ENDPOINT]
-    try:  # the local mode (pipeline/local) knows where its emulator listens; it is optional here
-        from pipeline.local import emulator  # type: ignore[attr-defined]
-
-        endpoint = getattr(emulator, "DEFAULT_ENDPOINT", None) or getattr(emulator, "default_endpoint", None)
-        if callable(endpoint):
-            endpoint = endpoint()
-        if isinstance(endpoint, str) and endpoint:
-            return endpoint
-    except ImportError:
-        pass
-    return DEFAULT_LOCAL_ENDPOINT
+    return env.get(ENV_LOCAL_ENDPOINT) or DEFAULT_LOCAL_ENDPOINT
 
 
 @dataclass

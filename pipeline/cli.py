@@ -65,7 +65,8 @@ def _print_json(data: Any, out: TextIO | None = None) -> None:
 
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [[str(h) for h in headers]] + [["" if v is None else " ".join(str(v).split()) for v in row]
+                                           for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -163,9 +164,17 @@ def cmd_dataset_convert(args: argparse.Namespace) -> int:
 
 
 def _validate_or_raise(path: str) -> Any:
+    """The trigger's checks, locally: the dataset rules (every label) and its yolopipe.yaml overrides."""
+    from pathlib import Path
+
     from yolopipe_shared.dataset_rules import LocalDatasetSource, validate_dataset
+    from yolopipe_shared.start_training import OVERRIDES_FILE, parse_overrides
 
     report = validate_dataset(LocalDatasetSource(path), label_sample=None)  # every label: cheap locally
+    overrides = Path(path) / OVERRIDES_FILE
+    if overrides.is_file():
+        # the stack's MaxEpochs is not known here; the trigger checks it again
+        report.problems.extend(parse_overrides(overrides.read_text(errors="replace"), None)[1])
     report.raise_if_rejected()
     return report
 
@@ -262,13 +271,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .executions import plan_run, start_run
+    from .executions import check_dataset, plan_run, start_run
 
     overrides = _overrides(args)
     parameters.resolve(overrides)  # every value checked before any client exists
     aws = _aws(args)
     request = plan_run(aws.pipeline_name(), args.dataset, overrides, bucket=aws.bucket,
                        display_name=args.display_name)
+    check_dataset(aws.client("s3"), str(request.parameters["DatasetS3Uri"]))
     if args.dry_run:
         from .executions import pipeline_defaults
 
@@ -453,7 +463,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     try:
         from .local import runner  # type: ignore[attr-defined]
     except ImportError:
-        _err("the local mode's runner (pipeline/local/runner.py) is not in this version: use `make demo`")
+        _err("the local mode (pipeline/local) is not in this version: use `make demo`")
         return EXIT_FAILED
     return int(runner.main([args.local_command, *args.rest]) or 0)
 
@@ -502,7 +512,8 @@ def _add_global(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group.add_argument("--endpoint-url", default=default(None),
                        help="AWS endpoint, e.g. an emulator (default: AWS_ENDPOINT_URL)")
     group.add_argument("--local", action="store_true", default=default(False),
-                       help="use the local mode's emulator (YOLOPIPE_LOCAL_ENDPOINT, default http://127.0.0.1:5000)")
+                       help="use `yolopipe local serve`'s emulator (YOLOPIPE_LOCAL_ENDPOINT, "
+                            "default http://127.0.0.1:5000)")
     group.add_argument("--stack", default=default(None),
                        help="CloudFormation stack (default: YOLOPIPE_STACK / yolopipe)")
     group.add_argument("--bucket", default=default(None), help="dataset bucket (default: the stack's)")
@@ -514,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="yolopipe", description=DESCRIPTION, epilog=EXIT_CODES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_global(parser, suppress=False)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _add_global(common, suppress=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -599,8 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("render", cmd_render, "render the pipeline definition JSON (see `yolopipe render -- --help`)",
                   add_help=False)
     sub.add_argument("rest", nargs=argparse.REMAINDER)
-    sub = command("local", cmd_local, "run the whole thing on this machine, no AWS account (`local run PATH`)")
-    sub.add_argument("local_command", metavar="SUBCOMMAND", help="e.g. run")
+    sub = command("local", cmd_local, "no AWS account: `local run [PATH]` runs it all once, `local serve` keeps "
+                                      "the local stack up for --local")
+    sub.add_argument("local_command", metavar="SUBCOMMAND", help="run or serve (see `yolopipe local run --help`)")
     sub.add_argument("rest", nargs=argparse.REMAINDER, help="its arguments")
     return parser
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from yolopipe_shared import evaluation, parameters
 from yolopipe_shared.errors import ExecutionNotFound, ParameterError, YolopipeError
+from yolopipe_shared.parameters import Value
 
 from .aws import aws_errors
 
@@ -67,7 +68,7 @@ class RunRequest:
     """What `yolopipe run` starts: checked against the shared parameter specs before any API call."""
 
     pipeline: str
-    parameters: dict[str, parameters.Value]
+    parameters: dict[str, Value]
     display_name: str
     client_request_token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -80,7 +81,7 @@ class RunRequest:
             "ClientRequestToken": self.client_request_token,
         }
 
-    def to_dict(self, pipeline_defaults: Mapping[str, parameters.Value] | None = None) -> dict[str, Any]:
+    def to_dict(self, pipeline_defaults: Mapping[str, Value] | None = None) -> dict[str, Any]:
         """The request, with every parameter's effective value (defaults included) for a dry run.
 
         `pipeline_defaults` are the deployed pipeline's own defaults (a stack may set them, e.g.
@@ -93,7 +94,7 @@ class RunRequest:
         }
 
 
-def pipeline_defaults(sm: Any, pipeline: str) -> dict[str, parameters.Value]:
+def pipeline_defaults(sm: Any, pipeline: str) -> dict[str, Value]:
     """The deployed pipeline's parameter defaults, read from its definition ({} if unreadable)."""
     with aws_errors(what=f"pipeline {pipeline!r}"):
         described = sm.describe_pipeline(PipelineName=pipeline)
@@ -143,6 +144,26 @@ def _display_name(uri: str) -> str:
     dataset = re.sub(r"[^a-zA-Z0-9]+", "-", uri.rstrip("/").rsplit("/", 1)[-1]).strip("-") or "dataset"
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"cli-{dataset[:55]}-{stamp}".replace("--", "-")
+
+
+def check_dataset(s3: Any, uri: str) -> None:
+    """Refuse to start a training whose dataset has no data.yaml (it would fail minutes later)."""
+    from botocore.exceptions import ClientError
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    with aws_errors(what=f"bucket {bucket!r}"):
+        try:
+            s3.head_object(Bucket=bucket, Key=f"{prefix}data.yaml")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            raise DatasetMissing(
+                f"no data.yaml at {uri}: upload the dataset first (`yolopipe upload PATH --name NAME`)"
+            ) from error
+
+
+class DatasetMissing(YolopipeError):
+    """The dataset a run names is not (completely) in S3."""
 
 
 def start_run(sm: Any, request: RunRequest) -> str:

@@ -148,7 +148,8 @@ def test_watch_in_a_pipe_prints_each_change_once(cli: Any, local: dict[str, Any]
 # --- moto: the stack gives the bucket and pipeline ------------------------------------------------
 
 def test_run_sends_only_the_given_parameters_to_the_stack_pipeline(cli: Any, aws: dict[str, Any]) -> None:
-    # GIVEN the stack (found by name, no --bucket/--pipeline) and a dataset named by its short name
+    # GIVEN the stack (found by name, no --bucket/--pipeline) and an uploaded dataset named by its short name
+    aws["s3"].put_object(Bucket=BUCKET, Key="datasets/cats/data.yaml", Body=b"names: [cat]\n")
     # WHEN the user starts a run with two overrides
     result = cli("run", "--dataset", "cats", "--epochs", "5", "--variant", "s")
     # THEN an execution of the stack's pipeline starts with just those parameters and the dataset URI
@@ -162,10 +163,22 @@ def test_run_sends_only_the_given_parameters_to_the_stack_pipeline(cli: Any, aws
 
 
 def test_run_dry_run_starts_nothing_and_shows_every_effective_value(cli: Any, aws: dict[str, Any]) -> None:
+    aws["s3"].put_object(Bucket=BUCKET, Key="datasets/cats/data.yaml", Body=b"names: [cat]\n")
     result = cli("run", "--dataset", f"s3://{BUCKET}/datasets/cats", "--image-size", "320", "--dry-run")
     assert result.code == 0, result.err
     assert "would start pipeline" in result.out
     assert "ImageSize" in result.out and "320" in result.out and "(default)" in result.out
+    assert aws["sagemaker"].list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"] == []
+
+
+def test_run_on_a_dataset_without_data_yaml_is_refused(cli: Any, aws: dict[str, Any]) -> None:
+    # GIVEN a dataset prefix holding images but no data.yaml (an unfinished or --no-trigger upload)
+    aws["s3"].put_object(Bucket=BUCKET, Key="datasets/half/images/train/a.jpg", Body=b"jpeg")
+    # WHEN the user starts a run on it
+    result = cli("run", "--dataset", "half")
+    # THEN nothing starts, and one line says to upload the dataset first
+    assert result.code == 1
+    assert result.err.count("\n") == 1 and "no data.yaml" in result.err and "yolopipe upload" in result.err
     assert aws["sagemaker"].list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"] == []
 
 

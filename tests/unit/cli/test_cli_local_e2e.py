@@ -1,0 +1,91 @@
+"""The CLI against `yolopipe local serve`: the real stack, trigger, pipeline definition and training
+code on this machine, reached with `--local` as a user would (no credentials, no flags but --local).
+
+One end-to-end story (real Ultralytics training of 1 epoch on a 16-image generated dataset), so
+it is marked `integration`; it takes about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from pipeline.local.serve import LocalServer
+
+    server = LocalServer(port=0, stack_name="yolopipe", output_dir=tmp_path / "runs", min_map50_95=0.0,
+                         echo=None, poll_s=0.2)
+    thread = threading.Thread(target=server.serve_forever, name="local-serve", daemon=True)
+    thread.start()
+    assert server.ready.wait(120), "local serve did not come up"
+    monkeypatch.setenv("YOLOPIPE_LOCAL_ENDPOINT", server.endpoint_url)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(30)
+
+
+def _wait_for_execution(cli: Any, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = cli("executions", "list", "--local", "--json").json()
+        if rows:
+            return dict(rows[0])
+        time.sleep(0.5)
+    raise AssertionError("the trigger started no execution")
+
+
+def test_upload_triggers_then_watch_and_report_on_the_local_stack(
+    cli: Any, served: Any, sample_dataset: Any
+) -> None:
+    # GIVEN the local stack running and a small dataset whose yolopipe.yaml asks for a short training
+    dataset = sample_dataset(train=16, val=8, imgsz=64)
+    (dataset.root / "yolopipe.yaml").write_text("epochs: 1\nimage_size: 64\nbatch_size: 8\n")
+    # WHEN the user uploads it without the marker, nothing starts, and a run on it is refused
+    assert cli("upload", dataset.root, "--name", "shapes", "--no-trigger", "--local").code == 0
+    refused = cli("run", "--local", "--dataset", "shapes", "--epochs", "1")
+    assert refused.code == 1 and "no data.yaml" in refused.err
+    assert cli("executions", "list", "--local", "--json").json() == []
+    # WHEN the upload is re-run: only the marker is sent, and the trigger starts the pipeline
+    again = cli("upload", dataset.root, "--name", "shapes", "--local", "--json")
+    assert again.code == 0, again.err
+    assert again.json()["uploaded"] == 1 and again.json()["marker_written"] is True
+    first = _wait_for_execution(cli)
+    watched = cli("watch", "latest", "--local", "--interval", "1", "--timeout", "300")
+    # THEN it succeeds through training, evaluation, the gate and registration
+    assert watched.code == 0, cli("report", "latest", "--local", "--json").out
+    # AND the report has the dataset's overrides, real metrics from evaluation.json, the model package
+    report = cli("report", first["id"], "--local", "--json").json()
+    assert report["status"] == "Succeeded"
+    assert report["parameters"]["Epochs"] == 1 and report["parameters"]["ImageSize"] == 64
+    assert report["parameters"]["DatasetS3Uri"].endswith("/datasets/shapes/")
+    assert set(report["metrics"]) == {"map50_95", "map50", "precision", "recall"}
+    assert [c["name"] for c in report["per_class"]] == ["square", "disc", "bar"]
+    assert report["model_package"]["approval_status"] == "PendingManualApproval"
+    assert any(uri.endswith("model.tar.gz") for uri in report["artifacts"].values())
+    # AND doctor finds the local stack ready (the quota cannot be checked locally)
+    doctor = cli("doctor", "--local", "--json")
+    assert doctor.code == 0, doctor.out
+    checks = {c["name"]: c["status"] for c in doctor.json()["checks"]}
+    assert checks["bucket"] == checks["pipeline"] == checks["credentials"] == "ok"
+    assert checks["execution role"] == checks["training quota"] == "skip"
+
+
+def test_local_run_help_is_the_local_modes_own(cli: Any) -> None:
+    result = cli("local", "run", "--help")
+    assert result.code == 0
+    assert "yolopipe local run" in result.out
