@@ -135,7 +135,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         log = work / "run" / "epochs.jsonl"
         epochs = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
         final = {k: v for k, v in train_step._final_metrics(model.metrics).items() if k in ("map50_95", "map50")}
-        args = model.trainer.args
+        args: Any = getattr(model.trainer, "args", None)
         settings = {"batch": args.batch, "workers": args.workers, "cache": args.cache}
     speeds = [e["images_per_second"] for e in epochs[1:] if e.get("images_per_second")]
     return {

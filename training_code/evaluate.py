@@ -116,8 +116,9 @@ def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: in
                               "instances": instances[index] if index < len(instances) else 0})
         headline = {"map50_95": float(box.map), "map50": float(box.map50), "precision": float(box.mp),
                     "recall": float(box.mr)}
-        report = {
-            "metrics": {name: round(headline[name], 6) for name in METRICS},
+        metrics = {name: round(headline[name], 6) for name in METRICS}
+        report: dict[str, Any] = {
+            "metrics": metrics,
             "per_class": per_class,
             "split": split,
             "images": count_images(dataset_dir, parsed.splits.get(split, [])),
@@ -133,7 +134,7 @@ def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: in
         }
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=1))
-    summary = " ".join(f"{k}={v}" for k, v in report["metrics"].items())
+    summary = " ".join(f"{k}={v}" for k, v in metrics.items())
     print(f"evaluation split={split} images={report['images']} {summary} -> {output_dir / EVALUATION_FILE}", flush=True)
     return report
 
