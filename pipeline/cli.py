@@ -222,8 +222,10 @@ def cmd_upload(args: argparse.Namespace) -> int:
               "(training would see them): re-run with --delete to remove them")
     print(result.s3_uri)
     if result.marker_written:
-        print(f"data.yaml written last: the trigger validates the dataset and starts pipeline "
-              f"{aws.pipeline_name()}.\nnext: yolopipe watch latest    (or: yolopipe executions list)")
+        print(f"data.yaml written last: the trigger validates the dataset and starts pipeline {aws.pipeline_name()}.")
+        if args.watch:
+            return _watch_triggered(args, aws, result)
+        print("next: yolopipe watch latest    (or: yolopipe executions list; upload --watch waits for it)")
     elif args.no_trigger:
         print(f"data.yaml not uploaded (--no-trigger): nothing starts. Later: `yolopipe upload {args.path} "
               f"--name {args.name}` (sends only data.yaml) or `yolopipe run --dataset {result.s3_uri}`")
@@ -231,6 +233,22 @@ def cmd_upload(args: argparse.Namespace) -> int:
         print(f"nothing changed since the last upload, so nothing was triggered; to train again: "
               f"yolopipe run --dataset {result.s3_uri}")
     return EXIT_OK
+
+
+def _watch_triggered(args: argparse.Namespace, aws: Aws, result: Any) -> int:
+    from datetime import UTC, datetime
+
+    from .executions import wait_for_execution
+
+    print("waiting for the trigger to start it...", flush=True)
+    arn = wait_for_execution(aws.client("sagemaker"), aws.pipeline_name(), result.s3_uri,
+                             since=result.marker_time or datetime.now(UTC), timeout=args.start_timeout)
+    if arn is None:
+        _err(f"no execution started within {args.start_timeout:g}s: the trigger may have refused the dataset "
+             "(the notification says why), or it is slow; check `yolopipe executions list`")
+        return EXIT_FAILED
+    print(f"started {arn}")
+    return _watch(args, aws, arn)
 
 
 def _progress_bar(total: int, *, enabled: bool) -> Any:
@@ -569,6 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--workers", type=int, default=32, help="parallel uploads (default 32)")
     sub.add_argument("--dry-run", action="store_true", help="say what would be sent, send nothing")
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.add_argument("--watch", action="store_true",
+                     help="then wait for the execution the trigger starts and watch it (exit code as `watch`)")
+    sub.add_argument("--start-timeout", type=float, default=120.0,
+                     help="with --watch: seconds to wait for the trigger to start it (default 120)")
+    _watch_options(sub)
 
     pipelines = commands.add_parser("pipelines", help="list pipelines", parents=[common])
     pipelines_commands = pipelines.add_subparsers(dest="pipelines_command", metavar="SUBCOMMAND",

@@ -219,6 +219,37 @@ def find_execution(sm: Any, pipeline: str, ref: str) -> str:
     return arn
 
 
+def wait_for_execution(
+    sm: Any,
+    pipeline: str,
+    dataset_uri: str,
+    *,
+    since: datetime,
+    timeout: float = 120.0,
+    interval: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """The execution the trigger starts for `dataset_uri` after `since` (the marker's upload), or
+    None if none starts within `timeout` seconds (the trigger refused the dataset, or is slow)."""
+    deadline = time.monotonic() + timeout
+    checked: set[str] = set()
+    earliest = since.astimezone(UTC).replace(microsecond=0)
+    while True:
+        for row in list_executions(sm, pipeline, limit=10):
+            started = _time(row["started"])
+            if row["arn"] in checked or started is None or started < earliest:
+                continue
+            checked.add(row["arn"])
+            with aws_errors(what=f"execution {row['id']!r}"):
+                items = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=row["arn"])
+            values = parameters.from_execution_parameters(items.get("PipelineParameters") or [])
+            if str(values.get("DatasetS3Uri", "")).rstrip("/") == dataset_uri.rstrip("/"):
+                return str(row["arn"])
+        if time.monotonic() >= deadline:
+            return None
+        sleep(interval)
+
+
 def describe_execution(sm: Any, arn: str) -> dict[str, Any]:
     with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
         return dict(sm.describe_pipeline_execution(PipelineExecutionArn=arn))

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ class UploadResult:
     bytes_sent: int = 0
     deleted: int = 0
     marker_written: bool = False
+    #: When S3 stored the marker (its LastModified): executions the trigger starts come after.
+    marker_time: datetime | None = None
     seconds: float = 0.0
     files: list[str] = field(default_factory=list, repr=False)
 
@@ -237,6 +240,7 @@ def upload_dataset(
         result.bytes_sent += _put(s3, bucket, plan.marker)
         result.uploaded += 1
         result.marker_written = True
+        result.marker_time = s3.head_object(Bucket=bucket, Key=plan.marker.key).get("LastModified")
         if progress:
             progress(1, plan.marker.size)
     elif plan.marker is not None and plan.marker_up_to_date:

@@ -8,7 +8,6 @@ it is marked `integration`; it takes about a minute on 2 cores.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,16 +38,6 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         thread.join(30)
 
 
-def _wait_for_execution(cli: Any, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = cli("executions", "list", "--local", "--json").json()
-        if rows:
-            return dict(rows[0])
-        time.sleep(0.5)
-    raise AssertionError("the trigger started no execution")
-
-
 def test_upload_triggers_then_watch_and_report_on_the_local_stack(
     cli: Any, served: Any, sample_dataset: Any
 ) -> None:
@@ -60,14 +49,14 @@ def test_upload_triggers_then_watch_and_report_on_the_local_stack(
     refused = cli("run", "--local", "--dataset", "shapes", "--epochs", "1")
     assert refused.code == 1 and "no data.yaml" in refused.err
     assert cli("executions", "list", "--local", "--json").json() == []
-    # WHEN the upload is re-run: only the marker is sent, and the trigger starts the pipeline
-    again = cli("upload", dataset.root, "--name", "shapes", "--local", "--json")
-    assert again.code == 0, again.err
-    assert again.json()["uploaded"] == 1 and again.json()["marker_written"] is True
-    first = _wait_for_execution(cli)
-    watched = cli("watch", "latest", "--local", "--interval", "1", "--timeout", "300")
+    # WHEN the upload is re-run with --watch: only the marker is sent, the trigger starts the
+    # pipeline, and the upload follows that execution to its end
+    again = cli("upload", dataset.root, "--name", "shapes", "--local", "--watch", "--interval", "1",
+                "--timeout", "300")
     # THEN it succeeds through training, evaluation, the gate and registration
-    assert watched.code == 0, cli("report", "latest", "--local", "--json").out
+    assert again.code == 0, again.out + again.err + cli("report", "latest", "--local", "--json").out
+    assert "uploaded 1 files" in again.out and "Succeeded after" in again.out
+    first = cli("executions", "list", "--local", "--json").json()[0]
     # AND the report has the dataset's overrides, real metrics from evaluation.json, the model package
     report = cli("report", first["id"], "--local", "--json").json()
     assert report["status"] == "Succeeded"
