@@ -744,7 +744,7 @@ class LocalExecutor:
                     epoch = _epoch(line)
                     if epoch and epoch != last_epoch:
                         last_epoch = epoch
-                        self._progress(execution, f"step {step}: epoch {epoch[0]}/{epoch[1]}")
+                        self._progress(execution, f"step {step}: epoch {epoch[0]}/{epoch[1]}{_epoch_facts(line)}")
             code = process.wait()
         if execution.stop_requested.is_set():
             raise StepStopped()
@@ -863,6 +863,17 @@ def _epoch(line: str) -> tuple[int, int] | None:
         return None
     done, total = int(match.group(1)), int(match.group(2))
     return (done, total) if 0 < done <= total else None
+
+
+_FACT = re.compile(r"\b(box_loss|map50_95|map50|images_per_second)=([0-9.]+)")
+_FACT_LABELS = {"box_loss": "box loss", "map50": "mAP50", "map50_95": "mAP50-95", "images_per_second": "images/s"}
+
+
+def _epoch_facts(line: str) -> str:
+    """`epoch 3/12 ... box_loss=2.1 map50_95=0.05 images_per_second=46` -> `  box loss 2.1, ...`."""
+    facts = dict(_FACT.findall(line))
+    shown = [f"{_FACT_LABELS[key]} {facts[key]}" for key in _FACT_LABELS if key in facts]
+    return ("  " + ", ".join(shown)) if shown else ""
 
 
 def _error_message(tail: deque[str]) -> str:
