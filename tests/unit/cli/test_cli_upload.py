@@ -191,3 +191,53 @@ def test_bad_dataset_name_is_refused(cli: Any, aws: dict[str, Any], sample_datas
     result = cli("upload", dataset.root, "--name", "../escape")
     assert result.code == 1 and "dataset name '../escape' is not valid" in result.err
     assert _keys(aws["s3"]) == {}
+
+
+def test_ctrl_c_mid_upload_leaves_no_marker_and_a_rerun_finishes(aws: dict[str, Any], sample_dataset: Any) -> None:
+    from pipeline.upload import UploadInterrupted
+
+    # GIVEN an upload the user interrupts (Ctrl-C) after a few files
+    dataset = sample_dataset(train=24, val=8)
+    s3 = boto3.client("s3")
+    done: list[int] = []
+
+    def interrupt_after_five(files: int, size: int) -> None:
+        done.append(files)
+        if len(done) == 5:
+            raise KeyboardInterrupt
+
+    # WHEN it is interrupted
+    with pytest.raises(UploadInterrupted, match="run the same command again"):
+        upload_dataset(s3, dataset.root, BUCKET, "ctrl-c", workers=2, progress=interrupt_after_five)
+    # THEN data.yaml is not there (nothing was triggered), and part of the files are
+    partial = _keys(s3)
+    assert "datasets/ctrl-c/data.yaml" not in partial
+    assert 5 <= len(partial) < len(_local_keys(dataset.root, "ctrl-c"))
+    # AND the same upload again sends exactly the rest, then the marker
+    result = upload_dataset(s3, dataset.root, BUCKET, "ctrl-c")
+    assert result.uploaded == len(_local_keys(dataset.root, "ctrl-c")) - len(partial)
+    assert result.marker_written and set(_keys(s3)) == _local_keys(dataset.root, "ctrl-c")
+
+
+def test_waiting_for_the_triggered_execution_finds_only_this_datasets(aws: dict[str, Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.executions import wait_for_execution
+
+    # GIVEN an execution of the pipeline on another dataset, started after the marker
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    sm = aws["sagemaker"]
+    other = f"s3://{BUCKET}/datasets/other/"
+    sm.start_pipeline_execution(PipelineName="yolopipe-unit-cli",
+                                PipelineParameters=[{"Name": "DatasetS3Uri", "Value": other}])
+    # WHEN the CLI waits for the execution of datasets/mine/ THEN it does not mistake the other one
+    mine = f"s3://{BUCKET}/datasets/mine/"
+    assert wait_for_execution(sm, "yolopipe-unit-cli", mine, since=since, timeout=0, sleep=lambda _: None) is None
+    # AND once the trigger starts one for datasets/mine/, that is the one found
+    started = sm.start_pipeline_execution(PipelineName="yolopipe-unit-cli",
+                                          PipelineParameters=[{"Name": "DatasetS3Uri", "Value": mine}])
+    arn = started["PipelineExecutionArn"]
+    assert wait_for_execution(sm, "yolopipe-unit-cli", mine, since=since, timeout=0, sleep=lambda _: None) == arn
+    # AND an execution of it older than the marker is not taken for the new one
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    assert wait_for_execution(sm, "yolopipe-unit-cli", mine, since=later, timeout=0, sleep=lambda _: None) is None
