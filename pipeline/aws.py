@@ -220,10 +220,11 @@ def aws_errors(what: str | None = None) -> Iterator[None]:
             "no AWS region: pass --region us-east-1, set AWS_REGION, or run `aws configure`"
         ) from error
     except bx.EndpointConnectionError as error:
-        local = " (is `yolopipe local up` / the local emulator running?)" if "127.0.0.1" in str(error) \
-            or "localhost" in str(error) else ""
-        raise AwsUnavailable(f"cannot reach {getattr(error, 'kwargs', {}).get('endpoint_url', 'AWS')}{local}; "
-                             "check the network, --region and --endpoint-url") from error
+        endpoint = str(getattr(error, "kwargs", {}).get("endpoint_url") or "AWS")
+        host = endpoint.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        local = " (is `yolopipe local serve` running?)" if host in ("127.0.0.1", "localhost") else ""
+        raise AwsUnavailable(f"cannot reach {endpoint}{local}; check the network, --region and --endpoint-url"
+                             ) from error
     except bx.ParamValidationError as error:
         raise YolopipeError(f"invalid request: {str(error).splitlines()[-1]}") from error
     except bx.ClientError as error:
