@@ -146,3 +146,12 @@ def test_validate_reads_every_label_locally_not_a_sample(cli: Any, sample_datase
     assert result.code == 1
     problems = result.json()["problems"]
     assert sorted(p.split(":")[0] for p in problems) == sorted(f"labels/train/{b.name}" for b in broken)
+
+
+def test_local_without_a_running_local_stack_says_to_start_it(cli: Any, monkeypatch: Any) -> None:
+    # GIVEN nothing listening where --local points
+    monkeypatch.setenv("YOLOPIPE_LOCAL_ENDPOINT", "http://127.0.0.1:9")
+    # WHEN the user runs a command with --local THEN one line says to start `yolopipe local serve`, exit 3
+    result = cli("executions", "list", "--local")
+    assert result.code == 3
+    assert result.err.count("\n") == 1 and "yolopipe local serve" in result.err
