@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from pipeline.local import DEMO_DEFAULTS, run_local
+from pipeline.local import DEMO_DEFAULTS, LocalRunResult, run_local
 from pipeline.local.runner import SAMPLE_SIZE
 from yolopipe_shared.errors import YolopipeError
 from yolopipe_shared.parameters import BY_NAME
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_demo(argv: Sequence[str] | None = None, *, echo: Callable[[str], None] | None = print) -> LocalRunResult:
+    """Parse the demo's options and run it; the result is what the summary shows."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=DEMO_DEFAULTS["Epochs"])
@@ -38,12 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"stack default {BY_NAME['MinMap50_95'].default})")
     parser.add_argument("--output", default="runs", help="where runs/<execution>/ goes (default: runs)")
     args = parser.parse_args(argv)
-    print(f"yolopipe demo: a generated dataset of shapes -> YOLO11n, {args.epochs} epochs at {args.imgsz} px, "
-          f"on this machine (no AWS account). Quality gate MinMap50_95={args.min_map50_95} for the demo "
-          f"(the stack's default is {BY_NAME['MinMap50_95'].default}).", flush=True)
+    say = echo or (lambda _: None)
+    say(f"yolopipe demo: a generated dataset of shapes -> YOLO11n, {args.epochs} epochs at {args.imgsz} px, "
+        f"on this machine (no AWS account). Quality gate MinMap50_95={args.min_map50_95} for the demo "
+        f"(the stack's default is {BY_NAME['MinMap50_95'].default}).")
+    return run_local(None, epochs=args.epochs, imgsz=args.imgsz, min_map50_95=args.min_map50_95,
+                     sample_size=(args.train_images, SAMPLE_SIZE[1], SAMPLE_SIZE[2]), output_dir=args.output,
+                     echo=echo)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        result = run_local(None, epochs=args.epochs, imgsz=args.imgsz, min_map50_95=args.min_map50_95,
-                           sample_size=(args.train_images, SAMPLE_SIZE[1], SAMPLE_SIZE[2]), output_dir=args.output)
+        result = run_demo(argv, echo=lambda line: print(line, flush=True))
     except YolopipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
