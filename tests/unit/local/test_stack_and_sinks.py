@@ -93,3 +93,22 @@ def test_slack_receiver_answers_like_slack_and_keeps_messages() -> None:
         assert receiver.take() == []
     finally:
         receiver.stop()
+
+
+def test_a_function_that_raises_is_reported_in_one_line() -> None:
+    # GIVEN the trigger deployed without its PIPELINE_NAME (a deployment mistake)
+    import os
+
+    from pipeline.local.lambdas import InvocationFailed, invoke
+
+    template = load_template()
+    trigger = function_spec(template, "TriggerFunction", "functions/trigger")
+    env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "IDEMPOTENCY_TABLE": "t", "NOTIFY_TOPIC_ARN": "arn:t"})
+    # WHEN it is invoked as Lambda would  THEN the error is the function's own one-line message
+    try:
+        invoke(trigger, {"Records": []}, env)
+        raise AssertionError("the invocation should fail")
+    except InvocationFailed as error:
+        assert str(error).startswith("TriggerFunction failed: ConfigurationError: environment variable PIPELINE_NAME")
