@@ -510,7 +510,7 @@ class LocalExecutor:
         except StepFailed as exc:
             record.status, record.end, record.failure_reason = "Failed", now(), str(exc)[:1024]
             self._progress(execution, f"step {record.name} failed after {time.monotonic() - started:.0f}s: "
-                                      f"{record.failure_reason.splitlines()[0]}")
+                                      f"{short_reason(record.failure_reason)}")
             raise
         record.status, record.end = "Succeeded", now()
         self._progress(execution, f"step {record.name} succeeded in {time.monotonic() - started:.1f}s")
@@ -755,6 +755,10 @@ class LocalExecutor:
             if not message:
                 message = _error_message(tail)
             shown = " ".join(command[1:3])
+            # What the job saw: container paths, not this machine's step folder.
+            step_folder = self.work_dir / execution.execution_id / step
+            for local, container in (("opt/ml", "/opt/ml"), ("tmp", "/tmp")):  # noqa: S108 (a container path)
+                message = message.replace(str(step_folder / local), container)
             raise StepFailed(f"{kind}\nExitCode {code}\nErrorMessage \"{message}\"\nCommand \"{shown} ...\"")
 
     @staticmethod
@@ -874,6 +878,21 @@ def _epoch_facts(line: str) -> str:
     facts = dict(_FACT.findall(line))
     shown = [f"{_FACT_LABELS[key]} {facts[key]}" for key in _FACT_LABELS if key in facts]
     return ("  " + ", ".join(shown)) if shown else ""
+
+
+def short_reason(reason: str | None) -> str:
+    """The line of a failure reason a person needs: the script's error, not the toolkit's framing."""
+    text = (reason or "").strip()
+    marker = 'ErrorMessage "'
+    begin = text.find(marker)
+    if begin >= 0:
+        begin += len(marker)
+        end = text.rfind('"\nCommand')
+        end = end if end >= begin else text.rfind('"')
+        message = text[begin:end].strip() if end >= begin else ""
+        if message:
+            return message.splitlines()[-1]
+    return text.splitlines()[0] if text else "no reason given"
 
 
 def _error_message(tail: deque[str]) -> str:

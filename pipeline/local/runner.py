@@ -31,7 +31,7 @@ from yolopipe_shared.errors import YolopipeError
 
 from . import sinks
 from .emulator import Emulator
-from .executor import TERMINAL, Execution, LocalExecutor
+from .executor import TERMINAL, Execution, LocalExecutor, short_reason
 from .lambdas import InvocationFailed, invoke
 from .stack import REPO_ROOT, FunctionSpec, LocalStack, create_stack, function_spec
 
@@ -473,7 +473,7 @@ def _summary(say: Echo, result: LocalRunResult) -> None:
         say(f"  execution   {result.display_name} ({result.execution_arn})")
         say(f"  status      {result.status}")
         if result.failed_step:
-            say(f"  failed step {result.failed_step}: {(result.failure_reason or '').splitlines()[0:1]}")
+            say(f"  failed step {result.failed_step}: {short_reason(result.failure_reason)}")
         if result.metrics:
             from yolopipe_shared.evaluation import METRICS
 

@@ -107,4 +107,9 @@ def test_training_failure_ends_failed_with_the_steps_reason(run_locally: Any, sa
     assert "failed step Train" in final_slack
     assert "Failed step: Train" in result.emails[-1].body
     assert result.failure_reason.splitlines()[0] in result.emails[-1].body
-    assert "status      Failed" in "\n".join(lines)
+    # the reason speaks of the job's own paths (/opt/ml/...), as on SageMaker, and the summary shows its last line
+    assert "/opt/ml/input/data/dataset" in result.failure_reason
+    output = "\n".join(lines)
+    assert "status      Failed" in output
+    summary_line = next(line for line in lines if line.startswith("  failed step Train: "))
+    assert "No valid images found" in summary_line, summary_line
