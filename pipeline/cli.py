@@ -379,6 +379,10 @@ class _StatusRenderer:
                 f"({_fmt_seconds(status.elapsed_s)})\n"
                 + (_table(rows, ("STEP", "TYPE", "STATUS", "ELAPSED", "REASON")) if rows else "(no step started yet)"))
         if self.live:
+            import shutil
+
+            width = shutil.get_terminal_size().columns
+            text = "\n".join(line[:width - 1] for line in text.split("\n"))  # no wrapping: redraw stays exact
             if self.drawn:
                 self.out.write(f"\x1b[{self.drawn}F\x1b[J")  # back to the table's first line, clear below
             self.out.write(text + "\n")

@@ -228,3 +228,22 @@ def test_local_flag_needs_no_credentials(cli: Any, local: dict[str, Any], monkey
     # THEN the emulator's pipelines are listed
     assert result.code == 0, result.err
     assert sorted(p["name"] for p in result.json()) == ["good", "poor", "slow"]
+
+
+def test_watch_on_a_terminal_redraws_the_table_in_place(cli: Any, local: dict[str, Any], monkeypatch: Any) -> None:
+    import sys
+
+    # GIVEN a terminal (stdout is a TTY) and a running execution
+    arn = _start(cli, local, "good")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    # WHEN the user watches it
+    result = cli("watch", *local["args"], arn, "--interval", "0.1")
+    # THEN each new frame first moves the cursor back over the previous one and clears it
+    assert result.code == 0
+    frames = re.split(r"\x1b\[\d+F\x1b\[J", result.out)
+    assert len(frames) >= 2
+    assert "\x1b" not in "".join(frames)  # no other escapes
+    assert "Register" in frames[-1] and "Succeeded" in frames[-1]
+    # the cursor moves back exactly over the lines of the frame before
+    moves = [int(n) for n in re.findall(r"\x1b\[(\d+)F", result.out)]
+    assert moves == [frame.count("\n") for frame in frames[:-1]]
