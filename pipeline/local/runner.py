@@ -135,6 +135,8 @@ def run_local(
     """
     started = time.perf_counter()
     say: Echo = echo or (lambda _: None)
+    if dataset_path is not None:
+        _check_dataset(Path(dataset_path))
 
     def log(text: str) -> None:
         say(f"[{time.perf_counter() - started:6.1f}s] {text}")
@@ -304,12 +306,17 @@ def _dataset(path: str | Path | None, name: str | None, work: Path, sample_size:
         train, val, test = sample_size
         generated = generate_dataset(work / "sample", train=train, val=val, test=test, imgsz=sample_imgsz)
         return generated.root, name or "sample"
-    root = Path(path).expanduser().resolve()
+    root = _check_dataset(Path(path))
+    return root, name or root.name
+
+
+def _check_dataset(path: Path) -> Path:
+    root = path.expanduser().resolve()
     if not root.is_dir():
         raise LocalRunError(f"{path} is not a folder; give a YOLO dataset folder with data.yaml at its root")
     if not (root / "data.yaml").is_file():
         raise LocalRunError(f"{root}/data.yaml not found; a dataset folder has data.yaml at its root")
-    return root, name or root.name
+    return root
 
 
 def _upload(s3: Any, root: Path, bucket: str, name: str, chosen: Mapping[str, Any]) -> tuple[str, int]:
