@@ -682,9 +682,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_AWS
     except YolopipeError as error:
         _err(str(error))
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED if isinstance(error.__cause__, KeyboardInterrupt) else EXIT_FAILED
     except KeyboardInterrupt:
-        _err("interrupted")
+        _err("interrupted (an execution already started keeps running: `yolopipe stop` stops it)")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `yolopipe executions list | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
