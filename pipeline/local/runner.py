@@ -129,9 +129,13 @@ def run_local(
     """Run the whole product locally on `dataset_path` (a YOLO dataset folder; None: a generated one).
 
     `epochs`, `imgsz`, `model_variant`, `min_map50_95` and `overrides` (any parameter, any
-    spelling) are the stack's defaults for this run, as `sam deploy` parameters would set them;
-    a `yolopipe.yaml` in the dataset still overrides them, as on AWS. Slack goes to a local
-    receiver unless `slack_webhook_url` (or SLACK_WEBHOOK_URL) names a real one.
+    spelling) set this run's parameters the way a user would on AWS: MinMap50_95 and
+    TrainingInstanceType are the stack's (deploy properties), the others go into the dataset's
+    yolopipe.yaml (over the one in the folder, if any). Nothing given: the stack's defaults and the
+    dataset's own yolopipe.yaml; no dataset: the demo's settings (DEMO_DEFAULTS). Slack goes to a
+    local receiver unless `slack_webhook_url` (or SLACK_WEBHOOK_URL) names a real one; emails to
+    an inbox (an SQS queue subscribed to the topic). Raises LocalRunError (one line) when local
+    mode itself cannot run; a refused dataset or a failed execution is a result, not an error.
     """
     started = time.perf_counter()
     say: Echo = echo or (lambda _: None)
