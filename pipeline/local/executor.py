@@ -14,7 +14,10 @@ Steps run one at a time in dependency order (`DependsOn` plus the steps an argum
   RegisterModel  CreateModelPackage with the step's arguments.
   Fail       the execution fails with the step's ErrorMessage.
 
-Execution status changes are reported as the EventBridge events SageMaker emits.
+Execution status changes are reported as the EventBridge events SageMaker emits. Step caching
+(CacheConfig) is honoured while the executor lives, without expiry; RetryPolicies and
+ParallelismConfiguration are not modelled (steps run once, one at a time). A job's
+requirements.txt is not installed: the local environment provides the training packages.
 """
 
 from __future__ import annotations
