@@ -12,7 +12,8 @@ Settings `--name value` arguments (how SageMaker passes hyperparameters) and SM_
          Unset batch/workers/cache/device get the fast values for this machine (fast_defaults).
 Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json;
          SM_OUTPUT_DATA_DIR: plots. One line per epoch on stdout: `epoch 3/10 images/s=... map50_95=...`.
-Resume   A checkpoint every epoch in the checkpoint dir (/opt/ml/checkpoints, `--checkpoint-dir`).
+Resume   A checkpoint every epoch in the checkpoint dir (`--checkpoint-dir`, else SM_CHECKPOINT_DIR, else
+         /opt/ml/checkpoints in a SageMaker container, else ./runs/yolopipe/checkpoints).
          An unfinished run of the same configuration found there is resumed (spot interruptions
          lose at most one epoch); a finished or different one is cleared and training starts anew.
 
@@ -232,7 +233,8 @@ def resolve_config(
     model_dir = Path(str(hps.pop("model_dir", None) or environ.get("SM_MODEL_DIR") or "runs/yolopipe/model"))
     output_dir = Path(str(hps.pop("output_data_dir", None) or environ.get("SM_OUTPUT_DATA_DIR")
                           or "runs/yolopipe/output"))
-    checkpoint_dir = Path(str(hps.pop("checkpoint_dir", None) or _default_checkpoint_dir()))
+    checkpoint_dir = Path(str(hps.pop("checkpoint_dir", None) or environ.get("SM_CHECKPOINT_DIR")
+                              or _default_checkpoint_dir()))
 
     train_args = _check_ultralytics_types(hps)
     data = read_data_yaml(dataset_dir)  # refuses a bad data.yaml before anything else happens

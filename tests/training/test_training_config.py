@@ -115,3 +115,18 @@ def test_no_dataset_channel_is_a_clear_error(train_module, capsys):
             os.environ["SM_CHANNEL_DATASET"] = saved
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "SM_CHANNEL_DATASET" in err
+
+
+def test_integrations_stay_off_unless_asked(train_module):
+    """GIVEN MLflow/Comet/ClearML... callbacks that Ultralytics switches on whenever their packages exist
+    WHEN the training job configures Ultralytics, without and then with `--integrations mlflow`
+    THEN every integration and the event sync are off, and only the one asked for comes on."""
+    from ultralytics import settings
+    from yolo_offline import INTEGRATIONS, configure_settings
+
+    configure_settings([])
+    assert settings["sync"] is False
+    assert not any(settings[name] for name in INTEGRATIONS)
+    configure_settings(["mlflow"])
+    assert settings["mlflow"] is True and not settings["comet"]
+    configure_settings([])
