@@ -94,9 +94,10 @@ def fast_batch(machine: Machine, variant: str, imgsz: int, train_images: int | N
 
 
 def fast_workers(machine: Machine) -> int:
-    """Data-loader workers per process: every CPU, shared among the GPUs' processes."""
+    """Data-loader workers per process: every CPU, shared among the GPUs' processes. On a CPU, 0:
+    Ultralytics loads in the training process there anyway (the model, not loading, is the bottleneck)."""
     if not machine.gpus:
-        return max(1, machine.cpus)
+        return 0
     return max(2, min(MAX_WORKERS_PER_GPU, machine.cpus // machine.gpu_count))
 
 
