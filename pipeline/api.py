@@ -1,0 +1,123 @@
+"""The `yolopipe` commands as one object for notebooks and scripts.
+
+    from pipeline.api import Yolopipe
+
+    yp = Yolopipe(profile="ml", region="eu-west-1")        # or Yolopipe(local=True)
+    yp.validate("./shapes").ok
+    yp.upload("./shapes", "shapes")                         # data.yaml last: the trigger starts training
+    arn = yp.run("shapes", epochs=50, model_variant="s")    # any parameter, checked before any call
+    yp.watch(arn, on_update=print)                          # until it ends; returns its final status
+    yp.report(arn)["metrics"]
+    yp.compare(arn, "latest")
+
+Failures raise the domain errors of yolopipe_shared.errors (ParameterError, DatasetRejected,
+PipelineNotFound, ExecutionNotFound) and pipeline.aws (AwsUnavailable, NotFound), each with a
+message that says what to do. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from yolopipe_shared.parameters import Value
+
+from . import executions as ex
+from .aws import Aws, Settings
+from .executions import ExecutionStatus
+
+
+class Yolopipe:
+    """One account/region (or the local emulator) and one yolopipe stack."""
+
+    def __init__(
+        self,
+        *,
+        profile: str | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        local: bool = False,
+        stack: str | None = None,
+        bucket: str | None = None,
+        pipeline: str | None = None,
+        session: Any = None,
+    ) -> None:
+        settings = Settings.from_env(profile=profile, region=region, endpoint_url=endpoint_url, local=local,
+                                     stack=stack, bucket=bucket, pipeline=pipeline)
+        self.aws = Aws(settings, session=session)
+
+    @property
+    def _sm(self) -> Any:
+        return self.aws.client("sagemaker")
+
+    def _arn(self, execution: str) -> str:
+        pipeline = "" if execution.startswith("arn:") else self.aws.pipeline_name()
+        return ex.find_execution(self._sm, pipeline, execution)
+
+    # --- datasets ----------------------------------------------------------------------------
+
+    @staticmethod
+    def validate(path: str | Path, *, label_sample: int | None = None) -> Any:
+        """The trigger's rules on a local folder: a ValidationReport (`.ok`, `.problems`, `.summary()`)."""
+        from yolopipe_shared.dataset_rules import LocalDatasetSource, validate_dataset
+
+        return validate_dataset(LocalDatasetSource(path), label_sample=label_sample)
+
+    @staticmethod
+    def convert(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Any:
+        """COCO / VOC / ImageFolder -> a YOLO dataset (pipeline.convert.convert)."""
+        from .convert import convert
+
+        return convert(fmt, src, dst, **options)
+
+    def upload(self, path: str | Path, name: str, *, trigger: bool = True, delete_stale: bool = False,
+               workers: int = 32, validate: bool = True) -> Any:
+        """Validate, then upload to s3://<bucket>/datasets/<name>/ with data.yaml last: an UploadResult."""
+        from .upload import upload_dataset
+
+        if validate:
+            self.validate(path).raise_if_rejected()
+        return upload_dataset(self.aws.client("s3", max_pool_connections=workers), path, self.aws.bucket(), name,
+                              trigger=trigger, delete_stale=delete_stale, workers=workers)
+
+    # --- pipelines and executions ----------------------------------------------------------
+
+    def pipelines(self) -> list[dict[str, Any]]:
+        return ex.list_pipelines(self._sm)
+
+    def run(self, dataset: str, *, display_name: str | None = None, dry_run: bool = False,
+            **parameters: Value) -> str | dict[str, Any]:
+        """Start the pipeline on `dataset` (s3:// URI or a dataset name) with any parameter
+        (`epochs=50`, `model_variant="s"`...): the execution ARN, or the request if `dry_run`."""
+        request = ex.plan_run(self.aws.pipeline_name(), dataset, parameters, bucket=self.aws.bucket,
+                                      display_name=display_name)
+        ex.check_dataset(self.aws.client("s3"), str(request.parameters["DatasetS3Uri"]))
+        if dry_run:
+            return request.to_dict(ex.pipeline_defaults(self._sm, request.pipeline))
+        return ex.start_run(self._sm, request)
+
+    def executions(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        return ex.list_executions(self._sm, self.aws.pipeline_name(), limit=limit)
+
+    def status(self, execution: str = "latest") -> ExecutionStatus:
+        return ex.execution_status(self._sm, self._arn(execution))
+
+    def watch(self, execution: str = "latest", *, on_update: Callable[[ExecutionStatus], None] | None = None,
+              interval: float = 10.0, timeout: float | None = None) -> ExecutionStatus:
+        return ex.watch(self._sm, self._arn(execution), on_update=on_update or (lambda _: None),
+                                interval=interval, timeout=timeout)
+
+    def report(self, execution: str = "latest") -> dict[str, Any]:
+        return ex.report(self._sm, self.aws.client("s3"), self._arn(execution))
+
+    def compare(self, *execution_refs: str) -> list[dict[str, Any]]:
+        return ex.compare(self._sm, self.aws.client("s3"), [self._arn(e) for e in execution_refs])
+
+    def stop(self, execution: str) -> str:
+        return ex.stop(self._sm, self._arn(execution))
+
+    def doctor(self, *, instance_type: str | None = None) -> list[Any]:
+        from .doctor import run_checks
+
+        return run_checks(self.aws, instance_type=instance_type)
