@@ -15,6 +15,11 @@ def _epochs_in_results(job: Job) -> list[int]:
         return [int(float(row["epoch"])) for row in csv.DictReader(fh)]
 
 
+def _losses(job: Job) -> list[tuple[str, str, str]]:
+    with (job.checkpoint_dir / "train" / "results.csv").open() as fh:
+        return [(r["train/box_loss"], r["train/cls_loss"], r["train/dfl_loss"]) for r in csv.DictReader(fh)]
+
+
 def test_interrupted_run_resumes_at_the_next_epoch(make_dataset, tmp_path):
     """GIVEN a 3-epoch job killed (as a spot interruption does) right after epoch 1's checkpoint
     WHEN the job starts again with the same settings and checkpoint dir
@@ -52,11 +57,13 @@ def test_interrupted_run_resumes_at_the_next_epoch(make_dataset, tmp_path):
 def test_finished_run_is_not_resumed(make_dataset, tmp_path):
     """GIVEN a checkpoint dir holding a finished 2-epoch run
     WHEN a job starts with that checkpoint dir again
-    THEN it trains a new run from epoch 1 (Ultralytics' resume would start over on coco8)."""
+    THEN it trains a new run from epoch 1 (Ultralytics' resume would start over on coco8), and,
+    every RNG being seeded, the new run repeats the first one's losses exactly."""
     sample = make_dataset("finished", train=8, val=4)
     job = Job(tmp_path, sample.root)
     first = job.train("--epochs", "2", *FAST)
     assert first.returncode == 0, first.stderr[-2000:]
+    first_losses = _losses(job)
 
     again = job.train("--epochs", "2", *FAST)
 
@@ -65,6 +72,7 @@ def test_finished_run_is_not_resumed(make_dataset, tmp_path):
     assert progress_epochs(again.stdout) == [(1, 2), (2, 2)]
     assert _epochs_in_results(job) == [1, 2]
     assert job.metrics()["resumed_from_epoch"] is None
+    assert _losses(job) == first_losses, "same seed, same data, same settings: the same training"
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(make_dataset, tmp_path):

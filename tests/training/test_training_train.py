@@ -60,3 +60,24 @@ def test_results_csv_and_resolved_args_sit_beside_the_model(trained):
     assert args["yolopipe"]["machine_defaults"]["cache"] == "ram"
     assert args["yolopipe"]["machine_defaults"]["device"] == "cpu"
     assert args["seed"] == 0 and args["deterministic"] is True
+
+
+def test_fine_tunes_from_the_weights_channel(trained, tmp_path):
+    """GIVEN a .pt in the optional `weights` channel (here the model trained above)
+    WHEN the training job runs one epoch
+    THEN it starts from those weights instead of the yolo11n.yaml architecture."""
+    from training_harness import FAST, Job
+
+    job, _, sample = trained
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "best.pt").write_bytes((job.model_dir / "best.pt").read_bytes())
+    tuned = Job(tmp_path / "finetune", sample.root)
+
+    done = tuned.train("--epochs", "1", *FAST, SM_CHANNEL_WEIGHTS=str(weights))
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    args = yaml.safe_load((tuned.model_dir / "args.yaml").read_text())
+    assert args["model"] == str(weights / "best.pt")
+    assert args["yolopipe"]["weights"] == str(weights / "best.pt")
+    assert tuned.metrics()["map50"] > 0.0, "a trained starting point finds shapes after one epoch"
