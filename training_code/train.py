@@ -219,6 +219,8 @@ def resolve_config(
     if variant not in VARIANTS:
         raise ParameterError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     integrations_raw = hps.pop("integrations", None) or ""
+    if isinstance(integrations_raw, list):
+        integrations_raw = ",".join(str(x) for x in integrations_raw)
     integrations = tuple(sorted({x.strip().lower() for x in str(integrations_raw).split(",") if x.strip()}))
     for name in integrations:
         if name not in INTEGRATIONS:
