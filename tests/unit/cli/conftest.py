@@ -35,11 +35,17 @@ class Result:
         return json.loads(self.out)
 
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    """`cli("upload", path, "--name", "x")` -> Result(exit code, stdout, stderr), as a user sees them."""
-    for name in ("YOLOPIPE_STACK", "YOLOPIPE_BUCKET", "YOLOPIPE_PIPELINE", "AWS_ENDPOINT_URL"):
+@pytest.fixture(autouse=True)
+def _no_yolopipe_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the developer's shell exports, each test starts from none of the CLI's variables."""
+    for name in ("YOLOPIPE_STACK", "YOLOPIPE_BUCKET", "YOLOPIPE_PIPELINE", "YOLOPIPE_LOCAL_ENDPOINT",
+                 "AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """`cli("upload", path, "--name", "x")` -> Result(exit code, stdout, stderr), as a user sees them."""
 
     def run(*argv: str) -> Result:
         capsys.readouterr()
