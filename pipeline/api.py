@@ -92,7 +92,8 @@ class Yolopipe:
         (`epochs=50`, `model_variant="s"`...): the execution ARN, or the request if `dry_run`."""
         request = ex.plan_run(self.aws.pipeline_name(), dataset, parameters, bucket=self.aws.bucket,
                                       display_name=display_name)
-        ex.check_dataset(self.aws.client("s3"), str(request.parameters["DatasetS3Uri"]))
+        version = ex.check_dataset(self.aws.client("s3"), str(request.parameters["DatasetS3Uri"]))
+        request.parameters.setdefault("DatasetVersion", version)
         if dry_run:
             return request.to_dict(ex.pipeline_defaults(self._sm, request.pipeline))
         return ex.start_run(self._sm, request)

@@ -296,7 +296,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     aws = _aws(args)
     request = plan_run(aws.pipeline_name(), args.dataset, overrides, bucket=aws.bucket,
                        display_name=args.display_name)
-    check_dataset(aws.client("s3"), str(request.parameters["DatasetS3Uri"]))
+    version = check_dataset(aws.client("s3"), str(request.parameters["DatasetS3Uri"]))
+    request.parameters.setdefault("DatasetVersion", version)
     if args.dry_run:
         from .executions import pipeline_defaults
 

@@ -224,14 +224,19 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
 
     # ModelTrainer's pydantic configs take no pipeline variables for spot and stopping condition,
     # nor a placeholder role: build with stand-ins, then put the real values in the arguments.
+    # Spot is on here; a stack with UseSpotInstances=false gets it switched off (and MaxWait
+    # dropped, which SageMaker requires) by the deploy function: pipeline_template.set_managed_spot.
     overrides = {
         "RoleArn": config.role_arn,
-        "EnableManagedSpotTraining": params["UseSpotInstances"],
+        "EnableManagedSpotTraining": True,
         # SageMaker rejects MaxWaitTimeInSeconds < MaxRuntimeInSeconds; equal keeps both bounded.
         "StoppingCondition": {
             "MaxRuntimeInSeconds": params["MaxRuntimeSeconds"],
             "MaxWaitTimeInSeconds": params["MaxRuntimeSeconds"],
         },
+        # The dataset's version is in the step's arguments, hence in its cache key: a new upload
+        # under the same prefix retrains, a retry of the same version reuses the finished job.
+        "Environment": {"PYTHONUNBUFFERED": "1", "YOLOPIPE_DATASET_VERSION": params["DatasetVersion"]},
     }
 
     class _TrainingStep(TrainingStep):  # type: ignore[misc]
@@ -248,6 +253,7 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
         values=[
             f"s3://{config.bucket}/{CHECKPOINTS_PREFIX.rstrip('/')}",
             params["DatasetS3Uri"],
+            params["DatasetVersion"],
             params["ModelVariant"],
             params["ImageSize"].to_string(),
             params["Epochs"].to_string(),
@@ -279,7 +285,6 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
         input_data_config=[InputData(channel_name="dataset", data_source=params["DatasetS3Uri"])],
         checkpoint_config=CheckpointConfig(s3_uri=checkpoint_uri, local_path="/opt/ml/checkpoints"),
         output_data_config=OutputDataConfig(s3_output_path=f"s3://{config.bucket}/{ARTIFACTS_PREFIX}models"),
-        environment={"PYTHONUNBUFFERED": "1"},
     )
     return _TrainingStep(
         name=STEP_TRAIN,

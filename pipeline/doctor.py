@@ -151,8 +151,7 @@ def _quota_check(aws: Aws, instance_type: str) -> Check:
     if not found:
         return Check("training quota", "warn", f"no quota listed for {instance_type}: is it a training instance type?")
     text = ", ".join(f"{kind} {value:g}" for kind, value in found.items())
-    spot_default = bool(parameters.BY_NAME["UseSpotInstances"].default)
-    needed = "spot" if spot_default else "on-demand"
+    needed = "spot"  # the stack's default (template parameter UseSpotInstances=true)
     if found.get(needed, found.get("on-demand", 0)) < 1:
         return Check("training quota", "fail", f"{instance_type}: {text}",
                      f"request at least 1 {instance_type} ({needed} training) in the Service Quotas console, "

@@ -146,20 +146,23 @@ def _display_name(uri: str) -> str:
     return f"cli-{dataset[:55]}-{stamp}".replace("--", "-")
 
 
-def check_dataset(s3: Any, uri: str) -> None:
-    """Refuse to start a training whose dataset has no data.yaml (it would fail minutes later)."""
+def check_dataset(s3: Any, uri: str) -> str:
+    """Refuse to start a training whose dataset has no data.yaml (it would fail minutes later);
+    return the data.yaml's version (versionId, else ETag): the run's DatasetVersion, as the trigger sets it."""
     from botocore.exceptions import ClientError
 
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     with aws_errors(what=f"bucket {bucket!r}"):
         try:
-            s3.head_object(Bucket=bucket, Key=f"{prefix}data.yaml")
+            head = s3.head_object(Bucket=bucket, Key=f"{prefix}data.yaml")
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
                 raise
             raise DatasetMissing(
                 f"no data.yaml at {uri}: upload the dataset first (`yolopipe upload PATH --name NAME`)"
             ) from error
+    version = head.get("VersionId")
+    return str(version if version and version != "null" else head.get("ETag", "")).strip('"')
 
 
 class DatasetMissing(YolopipeError):

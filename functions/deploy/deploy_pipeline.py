@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from yolopipe_shared.errors import DefinitionError, ParameterError, YolopipeError
 from yolopipe_shared.parameters import BY_NAME
-from yolopipe_shared.pipeline_template import check_definition, load_definition, substitute
+from yolopipe_shared.pipeline_template import check_definition, load_definition, set_managed_spot, substitute
 
 ASSETS_DIR = Path(__file__).resolve().parent
 DEFINITION_FILE = "pipeline_definition.json"
@@ -52,6 +52,8 @@ class DeployRequest:
     keep_on_delete: bool = False
     parameter_defaults: tuple[tuple[str, str], ...] = ()
     environment_name: str = ""
+    #: Managed spot for training (a stack setting: see yolopipe_shared.pipeline_template.set_managed_spot).
+    use_spot: bool = True
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any], *, default_region: str) -> DeployRequest:
@@ -78,10 +80,23 @@ class DeployRequest:
             role_arn=role_arn,
             region=str(properties.get("Region") or default_region),
             code_prefix=code_prefix,
-            keep_on_delete=str(properties.get("KeepOnDelete", "false")).strip().lower() in ("true", "1", "yes"),
+            keep_on_delete=_flag(properties, "KeepOnDelete", default=False),
             parameter_defaults=tuple(defaults),
             environment_name=str(properties.get("EnvironmentName") or ""),
+            use_spot=_flag(properties, "UseSpotInstances", default=True),
         )
+
+
+def _flag(properties: Mapping[str, Any], name: str, *, default: bool) -> bool:
+    """A boolean custom resource property (CloudFormation sends every value as a string)."""
+    raw = str(properties.get(name, "")).strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise DeployError(f"{name} must be true or false, got {properties[name]!r}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +157,7 @@ def prepare_definition(template: str, request: DeployRequest, code_s3_uri: str) 
         template,
         {"Bucket": request.bucket, "RoleArn": request.role_arn, "Region": request.region, "CodeS3Uri": code_s3_uri},
     )
-    document = load_definition(text)
+    document = set_managed_spot(load_definition(text), request.use_spot)
     defaults = dict(request.parameter_defaults)
     for parameter in document.get("Parameters", []):
         if parameter["Name"] in defaults:

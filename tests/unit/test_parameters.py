@@ -9,11 +9,12 @@ from yolopipe_shared.errors import ParameterError
 
 
 def test_every_parameter_the_architecture_names_is_defined_once() -> None:
-    # GIVEN the parameter list of ARCHITECTURE.md's contract
+    # GIVEN the parameter list of ARCHITECTURE.md's contract, less UseSpotInstances (a stack
+    # setting: SageMaker refuses MaxWaitTimeInSeconds without spot) plus DatasetVersion (the cache key)
     expected = [
         "DatasetS3Uri", "ModelVariant", "Epochs", "BatchSize", "ImageSize", "LearningRate",
-        "TrainingInstanceType", "TrainingInstanceCount", "UseSpotInstances", "MaxRuntimeSeconds",
-        "MinMap50_95", "ModelPackageGroupName",
+        "TrainingInstanceType", "TrainingInstanceCount", "MaxRuntimeSeconds",
+        "DatasetVersion", "MinMap50_95", "ModelPackageGroupName",
     ]
     # THEN the specs hold exactly those, each once, in that order
     assert [spec.name for spec in p.PARAMETERS] == expected
@@ -31,10 +32,9 @@ def test_every_default_passes_its_own_rules() -> None:
 def test_cost_aware_defaults() -> None:
     # GIVEN a user who sets nothing
     values = p.defaults()
-    # THEN they get the nano model on one small GPU instance with spot on
+    # THEN they get the nano model on one small GPU instance
     assert values["ModelVariant"] == "n"
     assert values["TrainingInstanceCount"] == 1
-    assert values["UseSpotInstances"] is True
     assert values["TrainingInstanceType"].startswith("ml.g")
 
 
@@ -57,7 +57,7 @@ def test_unknown_name_suggests_the_close_match() -> None:
         ({"Epochs": 2.5}, "Epochs must be an integer"),
         ({"ImageSize": 650}, "ImageSize must be a multiple of 32"),
         ({"ModelVariant": "q"}, "ModelVariant must be one of n, s, m, l, x"),
-        ({"UseSpotInstances": "maybe"}, "UseSpotInstances must be true or false"),
+        ({"DatasetVersion": "v 1"}, "DatasetVersion 'v 1' is not valid"),
         ({"LearningRate": "fast"}, "LearningRate must be a number"),
         ({"TrainingInstanceType": "g4dn.xlarge"}, "TrainingInstanceType 'g4dn.xlarge' is not valid"),
         ({"TrainingInstanceCount": 2}, "multi-node training is not supported yet"),
@@ -77,6 +77,8 @@ def test_a_dataset_cannot_lower_its_own_quality_gate() -> None:
     # THEN they are refused, while training knobs are accepted
     with pytest.raises(ParameterError, match="MinMap50_95 cannot be set by a dataset"):
         p.resolve({"MinMap50_95": 0.0}, only_overridable=True)
+    with pytest.raises(ParameterError, match="DatasetVersion cannot be set by a dataset"):
+        p.resolve({"dataset_version": "old"}, only_overridable=True)
     assert p.resolve({"epochs": 3}, only_overridable=True) == {"Epochs": 3}
 
 
@@ -87,10 +89,10 @@ def test_the_stack_caps_epochs() -> None:
 
 def test_execution_parameters_round_trip() -> None:
     # GIVEN typed values
-    values = {"Epochs": 5, "UseSpotInstances": False, "LearningRate": 0.002, "ModelVariant": "s"}
+    values = {"Epochs": 5, "LearningRate": 0.002, "ModelVariant": "s", "DatasetVersion": "3/L4kq+tJ.x_y"}
     # WHEN they travel as StartPipelineExecution's strings and come back
     items = p.to_execution_parameters(values)
     # THEN SageMaker gets strings and we read back the same values
-    assert {"Name": "UseSpotInstances", "Value": "false"} in items
+    assert {"Name": "Epochs", "Value": "5"} in items
     assert all(isinstance(item["Value"], str) for item in items)
     assert p.from_execution_parameters(items) == values

@@ -1,5 +1,9 @@
 """Pipeline parameters, defined once: name, type, default, bounds, help.
 
+Managed spot is not among them: SageMaker refuses MaxWaitTimeInSeconds when spot is off and a
+definition cannot leave a field out by a parameter's value, so spot is a stack setting
+(template parameter UseSpotInstances, applied by the deploy function).
+
 Read by the pipeline definition (pipeline/definition.py turns each spec into a SageMaker
 Parameter), the trigger (per-dataset overrides), the CLI (`yolopipe run --epochs ...`) and the
 notifier (what to show). Nothing else declares a parameter.
@@ -153,11 +157,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         note_over_maximum="multi-node training is not supported yet: pick a multi-GPU instance type "
                           "such as ml.g5.12xlarge instead",
     ),
-    ParameterSpec("UseSpotInstances", "boolean", True,
-                  "train on managed spot capacity (up to 70% cheaper; resumes from checkpoints)"),
     ParameterSpec("MaxRuntimeSeconds", "integer", 86400,
-                  "training time limit in seconds (spot waits at most twice this)",
+                  "training time limit in seconds, waiting for spot capacity included",
                   minimum=600, maximum=28 * 86400),
+    ParameterSpec(
+        "DatasetVersion", "string", "",
+        "version of the dataset's data.yaml (S3 versionId or ETag), set by the trigger and `yolopipe run`: "
+        "it keys the training cache and checkpoints, so a new upload retrains and a retry does not",
+        pattern=r"[A-Za-z0-9._+/=\-]{0,1024}", overridable=False,
+    ),
     ParameterSpec("MinMap50_95", "float", 0.5,
                   "quality gate: register the model only if mAP50-95 reaches this value",
                   minimum=0.0, maximum=1.0, overridable=False),

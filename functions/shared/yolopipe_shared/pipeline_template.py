@@ -177,3 +177,23 @@ def load_definition(text: str) -> dict[str, Any]:
     if not isinstance(document, dict) or "Steps" not in document:
         raise DefinitionError("the pipeline definition has no Steps")
     return document
+
+
+def set_managed_spot(definition: dict[str, Any], enabled: bool) -> dict[str, Any]:
+    """Switch managed spot training on or off in every Training step, in place.
+
+    A stack-level choice, not a pipeline parameter: SageMaker refuses a training job that sets
+    MaxWaitTimeInSeconds without managed spot, and a definition cannot omit a field by a
+    parameter's value. Off: the field goes, MaxRuntimeInSeconds alone bounds the job.
+    """
+    for step in definition.get("Steps", []):
+        if step.get("Type") != "Training":
+            continue
+        arguments = step["Arguments"]
+        arguments["EnableManagedSpotTraining"] = enabled
+        stopping = arguments.setdefault("StoppingCondition", {})
+        if enabled:
+            stopping.setdefault("MaxWaitTimeInSeconds", stopping.get("MaxRuntimeInSeconds"))
+        else:
+            stopping.pop("MaxWaitTimeInSeconds", None)
+    return definition

@@ -99,7 +99,7 @@ def start_training(marker: DatasetMarker, *, s3: Any, sagemaker: Any, sns: Any,
         logger.info("dataset refused", extra={"dataset": marker.dataset, "problems": len(problems)})
         return {"outcome": "refused", "dataset": marker.dataset, "problems": [str(p) for p in problems]}
 
-    values = {"DatasetS3Uri": marker.dataset_uri, **overrides}
+    values = {"DatasetS3Uri": marker.dataset_uri, "DatasetVersion": marker.version, **overrides}
     try:
         response = sagemaker.start_pipeline_execution(
             PipelineName=config.pipeline_name,

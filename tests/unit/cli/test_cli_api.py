@@ -20,11 +20,14 @@ def test_notebook_validates_uploads_and_runs_on_the_stack(aws: dict[str, Any], s
     assert yp.validate(dataset.root).ok
     uploaded = yp.upload(dataset.root, "nb")
     arn = yp.run("nb", epochs=3, model_variant="s")
-    # THEN the files are in S3 with the marker, and the execution got exactly those parameters
+    # THEN the files are in S3 with the marker, and the execution got exactly those parameters,
+    # pinned to the data.yaml version it found (as the trigger pins it)
     assert uploaded.marker_written and uploaded.s3_uri == f"s3://{BUCKET}/datasets/nb/"
+    marker = aws["s3"].head_object(Bucket=BUCKET, Key="datasets/nb/data.yaml")
+    version = marker.get("VersionId") or marker["ETag"].strip('"')
     sent = aws["sagemaker"].list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
     assert {p["Name"]: p["Value"] for p in sent} == {
-        "DatasetS3Uri": f"s3://{BUCKET}/datasets/nb/", "Epochs": "3", "ModelVariant": "s"}
+        "DatasetS3Uri": f"s3://{BUCKET}/datasets/nb/", "Epochs": "3", "ModelVariant": "s", "DatasetVersion": version}
     assert [e["arn"] for e in yp.executions()] == [arn]
 
 

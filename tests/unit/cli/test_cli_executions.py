@@ -36,7 +36,8 @@ def test_run_then_watch_succeeds_and_report_shows_metrics_per_class_and_model(cl
     assert report.code == 0, report.err
     lines = report.out.splitlines()
     assert any(re.fullmatch(r"Epochs\s+2", line) for line in lines)
-    assert any(re.fullmatch(r"UseSpotInstances\s+true", line) for line in lines)
+    # AND the run was pinned to the data.yaml version it found, as the trigger does
+    assert any(re.fullmatch(r"DatasetVersion\s+\S+", line) for line in lines)
     assert "0.7000" in report.out and "square" in report.out and "disc" in report.out
     assert "PendingManualApproval" in report.out
     data = cli("report", *local["args"], "--pipeline", "good", "latest", "--json").json()
@@ -149,17 +150,20 @@ def test_watch_in_a_pipe_prints_each_change_once(cli: Any, local: dict[str, Any]
 
 def test_run_sends_only_the_given_parameters_to_the_stack_pipeline(cli: Any, aws: dict[str, Any]) -> None:
     # GIVEN the stack (found by name, no --bucket/--pipeline) and an uploaded dataset named by its short name
-    aws["s3"].put_object(Bucket=BUCKET, Key="datasets/cats/data.yaml", Body=b"names: [cat]\n")
+    put = aws["s3"].put_object(Bucket=BUCKET, Key="datasets/cats/data.yaml", Body=b"names: [cat]\n")
+    version = put.get("VersionId") or put["ETag"].strip('"')
     # WHEN the user starts a run with two overrides
     result = cli("run", "--dataset", "cats", "--epochs", "5", "--variant", "s")
-    # THEN an execution of the stack's pipeline starts with just those parameters and the dataset URI
+    # THEN an execution of the stack's pipeline starts with just those parameters, the dataset URI
+    # and the data.yaml version it trains (the training cache key)
     assert result.code == 0, result.err
     executions = aws["sagemaker"].list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
     assert len(executions) == 1
     sent = aws["sagemaker"].list_pipeline_parameters_for_execution(
         PipelineExecutionArn=executions[0]["PipelineExecutionArn"])["PipelineParameters"]
     assert {p["Name"]: p["Value"] for p in sent} == {
-        "DatasetS3Uri": f"s3://{BUCKET}/datasets/cats/", "ModelVariant": "s", "Epochs": "5"}
+        "DatasetS3Uri": f"s3://{BUCKET}/datasets/cats/", "ModelVariant": "s", "Epochs": "5",
+        "DatasetVersion": version}
 
 
 def test_run_dry_run_starts_nothing_and_shows_every_effective_value(cli: Any, aws: dict[str, Any]) -> None:

@@ -17,15 +17,11 @@ from typing import Any
 
 import boto3
 import pytest
+from deploy_harness import ACCOUNT, BUCKET, PIPELINE, REGION, ROLE_ARN, Context
 from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY_DIR = REPO / "functions" / "deploy"
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-BUCKET = "yolopipe-dev-123456789012-abcd1234"
-PIPELINE = "yolopipe-dev-abcd1234"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/yolopipe-sagemaker"
 
 
 @pytest.fixture(scope="session")
@@ -111,18 +107,6 @@ def aws() -> Iterator[Aws]:
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         yield Aws(s3=s3, sagemaker=boto3.client("sagemaker", region_name=REGION))
-
-
-@dataclass
-class Context:
-    remaining_ms: int = 300_000
-    function_name: str = "yolopipe-deploy"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:yolopipe-deploy"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import shutil
 import threading
 import time
 
-from conftest import BUCKET, PIPELINE, ROLE_ARN, Context
+from deploy_harness import BUCKET, PIPELINE, ROLE_ARN, Context
 
 from yolopipe_shared.pipeline_template import find_placeholders
 
@@ -48,6 +48,31 @@ def test_create_uploads_code_once_and_creates_a_filled_pipeline(deploy, aws, clo
     tags = {t["Key"]: t["Value"] for t in aws.sagemaker.list_tags(ResourceArn=answer["Data"]["PipelineArn"])["Tags"]}
     assert tags["yolopipe:environment"] == "dev"
     assert tags["yolopipe:definition-sha256"] == answer["Data"]["DefinitionSha256"]
+
+
+def test_a_stack_without_spot_gets_on_demand_training_sagemaker_accepts(
+        deploy, aws, cloudformation, properties, assets_dir):
+    """GIVEN a stack deployed with UseSpotInstances=false WHEN the pipeline is created THEN its
+    training job asks for on-demand capacity and carries no MaxWaitTimeInSeconds (SageMaker refuses
+    that field without managed spot), while the default stack trains on spot with both bounds."""
+    deploy(cloudformation.event("Create", {**properties, "UseSpotInstances": "false"}))
+    assert cloudformation.answers[-1]["Status"] == "SUCCESS", cloudformation.answers[-1]["Reason"]
+    train = _definition(aws)["Steps"][0]["Arguments"]
+    assert train["EnableManagedSpotTraining"] is False
+    assert set(train["StoppingCondition"]) == {"MaxRuntimeInSeconds"}
+
+    deploy(cloudformation.event("Update", properties))
+    assert cloudformation.answers[-1]["Status"] == "SUCCESS", cloudformation.answers[-1]["Reason"]
+    train = _definition(aws)["Steps"][0]["Arguments"]
+    assert train["EnableManagedSpotTraining"] is True
+    assert set(train["StoppingCondition"]) == {"MaxRuntimeInSeconds", "MaxWaitTimeInSeconds"}
+
+
+def test_a_bad_spot_setting_answers_failed(deploy, cloudformation, properties, assets_dir):
+    deploy(cloudformation.event("Create", {**properties, "UseSpotInstances": "sometimes"}))
+    answer = cloudformation.answers[-1]
+    assert answer["Status"] == "FAILED"
+    assert "UseSpotInstances must be true or false" in answer["Reason"]
 
 
 def test_update_reuses_the_code_object_and_updates_the_pipeline(deploy, aws, cloudformation, properties, assets_dir):

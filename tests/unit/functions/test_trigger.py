@@ -31,7 +31,8 @@ def test_marker_starts_one_execution_with_the_dataset_uri(aws: Aws, trigger, sam
     [execution] = aws.executions()
     assert execution["PipelineExecutionDisplayName"] == "shapes"
     params = aws.execution_parameters(execution["PipelineExecutionArn"])
-    assert params == {"DatasetS3Uri": f"s3://{BUCKET}/datasets/shapes/"}
+    # AND the execution is pinned to that data.yaml version (the training cache key)
+    assert params == {"DatasetS3Uri": f"s3://{BUCKET}/datasets/shapes/", "DatasetVersion": version}
     assert aws.inbox() == []
 
 
@@ -70,7 +71,9 @@ def test_new_version_of_the_dataset_starts_a_new_execution(aws: Aws, trigger, sa
     assert v2 != v1
     trigger.lambda_handler(marker_event("s3_marker_new_version", version=v2), LambdaContext())
 
-    assert len(aws.executions()) == 2
+    # AND it carries the new version, so SageMaker's step cache cannot hand back the old model
+    versions = sorted(aws.execution_parameters(e["PipelineExecutionArn"])["DatasetVersion"] for e in aws.executions())
+    assert versions == sorted([v1, v2])
 
 
 def test_concurrent_duplicate_deliveries_start_exactly_one_execution(aws: Aws, trigger, sample_dataset) -> None:

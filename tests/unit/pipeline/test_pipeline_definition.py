@@ -58,7 +58,12 @@ def test_training_job_takes_parameters_code_by_uri_and_spot(steps):
         assert hps[key] == {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{parameter}"}]}}
     assert args["ResourceConfig"]["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
     assert args["ResourceConfig"]["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
-    assert args["EnableManagedSpotTraining"] == {"Get": "Parameters.UseSpotInstances"}
+    # Spot is on in the definition; a stack with UseSpotInstances=false switches it off at deploy.
+    assert args["EnableManagedSpotTraining"] is True
+    # The dataset's version is part of Train's arguments, so of its cache key and checkpoint path:
+    # a new upload under the same prefix retrains instead of reusing the old model.
+    assert args["Environment"]["YOLOPIPE_DATASET_VERSION"] == {"Get": "Parameters.DatasetVersion"}
+    assert {"Get": "Parameters.DatasetVersion"} in args["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"]
     assert args["StoppingCondition"] == {
         "MaxRuntimeInSeconds": {"Get": "Parameters.MaxRuntimeSeconds"},
         "MaxWaitTimeInSeconds": {"Get": "Parameters.MaxRuntimeSeconds"},
