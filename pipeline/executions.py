@@ -24,6 +24,7 @@ from typing import Any
 
 from yolopipe_shared import evaluation, parameters
 from yolopipe_shared.errors import ExecutionNotFound, ParameterError, YolopipeError
+from yolopipe_shared.execution_report import parse_time, pipeline_name_from_arn
 from yolopipe_shared.parameters import Value
 
 from .aws import aws_errors
@@ -239,7 +240,7 @@ def wait_for_execution(
     earliest = since.astimezone(UTC).replace(microsecond=0)
     while True:
         for row in list_executions(sm, pipeline, limit=10):
-            started = _time(row["started"])
+            started = parse_time(row["started"])
             if row["arn"] in checked or started is None or started < earliest:
                 continue
             checked.add(row["arn"])
@@ -333,8 +334,8 @@ def list_steps(sm: Any, arn: str) -> list[Step]:
             name=str(item.get("StepDisplayName") or item.get("StepName") or ""),
             type=kind,
             status=str(item.get("StepStatus") or ""),
-            started=_time(item.get("StartTime")),
-            ended=_time(item.get("EndTime")),
+            started=parse_time(item.get("StartTime")),
+            ended=parse_time(item.get("EndTime")),
             failure_reason=_reason(item.get("FailureReason") or (metadata.get("Fail") or {}).get("ErrorMessage")),
             metadata=metadata,
         ))
@@ -348,8 +349,8 @@ def execution_status(sm: Any, arn: str) -> ExecutionStatus:
         arn=arn,
         status=status,
         display_name=str(described.get("PipelineExecutionDisplayName") or ""),
-        started=_time(described.get("CreationTime")),
-        ended=_time(described.get("LastModifiedTime")) if status in TERMINAL else None,
+        started=parse_time(described.get("CreationTime")),
+        ended=parse_time(described.get("LastModifiedTime")) if status in TERMINAL else None,
         failure_reason=_reason(described.get("FailureReason")),
         steps=list_steps(sm, arn),
     )
@@ -434,7 +435,7 @@ def report(sm: Any, s3: Any, arn: str) -> dict[str, Any]:
             package_arn = str(step.metadata["RegisterModel"].get("Arn") or "")
             model_package = {"arn": package_arn, **_describe_package(sm, package_arn)}
     return {
-        "pipeline": _pipeline_from_arn(arn),
+        "pipeline": pipeline_name_from_arn(arn),
         **status.to_dict(),
         "parameters": values,
         "metrics": evaluation.headline_metrics(evaluation_doc) if evaluation_doc else {},
@@ -498,28 +499,8 @@ def _read_evaluation(s3: Any, uri: str) -> dict[str, Any]:
 
 # --- small helpers -----------------------------------------------------------------------------
 
-def _pipeline_from_arn(arn: str) -> str:
-    resource = arn.split(":", 5)[-1]
-    parts = resource.split("/")
-    return parts[1] if len(parts) > 1 else resource
-
-
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
 def _iso(value: Any) -> str | None:
-    moment = _time(value)
+    moment = parse_time(value)
     return moment.isoformat(timespec="seconds") if moment else None
 
 

@@ -70,9 +70,12 @@ class ExecutionReport:
                 f"#/pipelines/{quote(self.pipeline_name)}/executions/{quote(execution_id)}")
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An API time as boto3 (datetime), an emulator (epoch seconds) or an event (ISO text) gives it; aware UTC."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str) and value:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -108,8 +111,8 @@ def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: st
         display_name=str(detail.get("pipelineExecutionDisplayName") or described.get("PipelineExecutionDisplayName")
                          or ""),
         region=region,
-        started=_time(detail.get("executionStartTime")) or _time(described.get("CreationTime")),
-        ended=(_time(detail.get("executionEndTime")) or _time(described.get("LastModifiedTime"))
+        started=parse_time(detail.get("executionStartTime")) or parse_time(described.get("CreationTime")),
+        ended=(parse_time(detail.get("executionEndTime")) or parse_time(described.get("LastModifiedTime"))
                if status in TERMINAL_STATUSES else None),
         parameters=_parameters(sagemaker, arn),
         metrics=_metrics(sagemaker, s3, steps) if status == "Succeeded" else {},
