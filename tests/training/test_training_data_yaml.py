@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from training_harness import Job
@@ -58,18 +62,38 @@ def test_missing_data_yaml_and_missing_split_folder(make_dataset, tmp_path):
     assert done.returncode == 2 and "images/val" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+@contextlib.contextmanager
+def read_only(folder: Path, mount_point: Path) -> Iterator[Path]:
+    """The folder as a read-only channel: a read-only bind mount as root (root ignores file
+    modes, and SageMaker's channels are mounts), file modes otherwise."""
+    if os.geteuid() == 0:
+        mount_point.mkdir()
+        if subprocess.run(["mount", "--bind", str(folder), str(mount_point)], capture_output=True).returncode:
+            pytest.skip("cannot bind-mount here")
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(mount_point)], check=True, capture_output=True)
+            yield mount_point
+        finally:
+            subprocess.run(["umount", str(mount_point)], check=True)
+        return
+    paths = [folder, *folder.rglob("*")]
+    for path in sorted(paths, reverse=True):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        yield folder
+    finally:
+        for path in paths:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def test_read_only_dataset_trains(make_dataset, tmp_path):
     """GIVEN a dataset folder nobody may write to (as a read-only channel mount)
     WHEN the training job runs
     THEN it trains: the cleaned data.yaml and caches go elsewhere."""
     sample = make_dataset("readonly", train=4, val=2)
-    for path in sorted(sample.root.rglob("*"), reverse=True):
-        path.chmod(0o555 if path.is_dir() else 0o444)
-    sample.root.chmod(0o555)
-    try:
-        done = Job(tmp_path, sample.root).train("--epochs", "1", "--imgsz", "64", "--plots", "false")
+    with read_only(sample.root, tmp_path / "channel") as channel:
+        with pytest.raises(OSError):  # the premise: nothing can be written there
+            (channel / "probe").write_text("x")
+        done = Job(tmp_path / "job", channel).train("--epochs", "1", "--imgsz", "64", "--plots", "false")
         assert done.returncode == 0, done.stderr[-2000:]
-    finally:
-        for path in [sample.root, *sample.root.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        assert not list(channel.rglob("*.cache")), "a labels cache was written into the dataset"
