@@ -12,7 +12,7 @@ PY313_DIR := $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.13.*/bin 2>/dev
 export PATH := $(if $(PY313_DIR),$(PY313_DIR):,)$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo test unit training integration lint cfn-lint sam-validate sam-build render clean
+.PHONY: help install demo deploy test unit training integration lint cfn-lint sam-validate sam-build render clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,12 +30,16 @@ $(SAM_VENV)/.installed:
 
 install: $(VENV)/.installed $(SAM_VENV)/.installed  ## create .venv and .venv-sam
 
-demo: $(VENV)/.installed  ## the main job: sample dataset -> train -> evaluate, locally, no AWS account needed
+demo: $(VENV)/.installed  ## the main job: the whole event-driven run on this machine (emulator, trigger, pipeline, Slack + email), no AWS account
 	$(PY) -m pipeline.demo
+
+deploy: $(VENV)/.installed $(SAM_VENV)/.installed  ## sam build && sam deploy --guided (needs AWS credentials)
+	$(SAM) build
+	$(SAM) deploy --guided
 
 test: install lint unit training integration sam-validate sam-build  ## everything CI runs
 
-lint: $(VENV)/.installed cfn-lint  ## ruff and mypy
+lint: $(VENV)/.installed cfn-lint  ## ruff, mypy and cfn-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
