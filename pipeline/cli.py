@@ -150,7 +150,9 @@ def cmd_dataset_validate(args: argparse.Namespace) -> int:
 def cmd_dataset_convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
-    result = convert(args.format, args.src, args.dst, val_fraction=args.val_fraction, seed=args.seed)
+    names = [name.strip() for name in args.names.split(",") if name.strip()] if args.names else None
+    result = convert(args.format, args.src, args.dst, val_fraction=args.val_fraction, seed=args.seed,
+                     names=names, images_dir=args.images)
     if args.json:
         _print_json({"root": str(result.root), "names": result.names, "counts": result.counts,
                      "skipped": result.skipped})
@@ -581,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("dst", help="new folder for the YOLO dataset")
     sub.add_argument("--val-fraction", type=float, default=0.2, help="share of images for val (default 0.2)")
     sub.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    sub.add_argument("--names", help="VOC: class names in id order, comma-separated (default: order of first "
+                                     "appearance); objects of other classes are skipped")
+    sub.add_argument("--images", help="COCO: folder holding the images (default: beside the JSON)")
 
     sub = command("upload", cmd_upload, "validate and upload a dataset, data.yaml last (which starts training)")
     sub.add_argument("path", help="folder with data.yaml at its root")

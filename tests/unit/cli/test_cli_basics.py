@@ -89,6 +89,29 @@ def test_convert_imagefolder_gives_a_dataset_that_validates(cli: Any, tmp_path: 
     assert cli("dataset", "validate", tmp_path / "yolo").code == 0
 
 
+def test_convert_voc_with_the_class_order_the_user_gives(cli: Any, tmp_path: Path) -> None:
+    from PIL import Image
+
+    # GIVEN a Pascal VOC dataset whose first object is a dog
+    source = tmp_path / "VOC"
+    (source / "JPEGImages").mkdir(parents=True)
+    (source / "Annotations").mkdir()
+    for stem in ("a", "b"):
+        Image.new("RGB", (100, 50)).save(source / "JPEGImages" / f"{stem}.jpg")
+        (source / "Annotations" / f"{stem}.xml").write_text(
+            f"<annotation><filename>{stem}.jpg</filename><size><width>100</width><height>50</height></size>"
+            "<object><name>dog</name><bndbox><xmin>11</xmin><ymin>6</ymin><xmax>31</xmax><ymax>16</ymax>"
+            "</bndbox></object><object><name>cat</name><bndbox><xmin>51</xmin><ymin>26</ymin><xmax>61</xmax>"
+            "<ymax>36</ymax></bndbox></object></annotation>")
+    # WHEN the user names the classes in the order their other datasets use
+    result = cli("dataset", "convert", "--from", "voc", source, tmp_path / "yolo", "--names", "cat, dog", "--json")
+    # THEN the ids follow that order, not the order of appearance
+    assert result.code == 0, result.err
+    assert result.json()["names"] == ["cat", "dog"]
+    [label] = [p for p in (tmp_path / "yolo" / "labels").rglob("a.txt")]
+    assert [line.split()[0] for line in label.read_text().splitlines()] == ["1", "0"]
+
+
 def test_convert_into_a_non_empty_folder_is_refused(cli: Any, tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "dst").mkdir()
