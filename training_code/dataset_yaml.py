@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from yolopipe_shared.dataset_rules import DataYaml, parse_data_yaml
+from yolopipe_shared.dataset_rules import DataYaml, is_image, parse_data_yaml
 from yolopipe_shared.errors import DatasetRejected
 
 DATA_YAML = "data.yaml"
@@ -67,7 +67,6 @@ def write_clean_data_yaml(
 
 def count_images(dataset_dir: Path, entries: list[str]) -> int:
     """Image count of a split (folders are listed, list files counted by line); cheap, no decoding."""
-    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".dng", ".mpo", ".heic", ".pfm"}
     total = 0
     root = dataset_dir.resolve()
     for entry in entries:
@@ -75,7 +74,7 @@ def count_images(dataset_dir: Path, entries: list[str]) -> int:
         if not target.is_relative_to(root):
             continue
         if target.is_dir():
-            total += sum(1 for p in target.rglob("*") if p.suffix.lower() in suffixes)
+            total += sum(1 for p in target.rglob("*") if p.is_file() and is_image(p.name))
         elif target.is_file():
             total += sum(1 for line in target.read_text(errors="replace").splitlines() if line.strip())
     return total
