@@ -56,7 +56,7 @@ BIG = {"batch": 256, "workers": 16, "cache": "ram"}
 
 
 def _chunk(args: tuple[str, int, int, int, int]) -> None:
-    from pipeline.sample_dataset import generate_dataset
+    from yolopipe.datasets.sample import generate_dataset
 
     root, index, train, val, imgsz = args
     generate_dataset(Path(root) / f"part{index}", train=train, val=val, imgsz=imgsz, seed=1000 + index,

@@ -30,7 +30,7 @@ for _name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from pipeline.upload import DEFAULT_WORKERS, local_files, upload_dataset  # noqa: E402
+from yolopipe.upload import DEFAULT_WORKERS, local_files, upload_dataset  # noqa: E402
 
 BUCKET = "bench-upload"
 
@@ -81,7 +81,7 @@ def _wait_for(port: int, timeout: float = 30.0) -> None:
 
 def make_files(root: Path, count: int) -> None:
     """`count` files shaped like a YOLO dataset: half small JPEG-sized blobs, half label lines."""
-    from pipeline.sample_dataset import generate_dataset
+    from yolopipe.datasets.sample import generate_dataset
 
     images = count // 2
     # Drawing thousands of images is slow; draw a few real ones and copy their bytes around.

@@ -29,12 +29,9 @@ from pathlib import Path
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")  # Ultralytics logs one line per dropped image otherwise
 
-from yolopipe_shared.dataset_rules import (  # noqa: E402
-    LocalDatasetSource,
-    ValidationReport,
-    label_path_for,
-    validate_dataset,
-)
+from yolopipe_shared.dataset_sources import LocalDatasetSource  # noqa: E402
+from yolopipe_shared.labels import label_path_for  # noqa: E402
+from yolopipe_shared.validate import ValidationReport, validate_dataset  # noqa: E402
 
 NAMES = ("square", "disc", "bar")
 # Faults Ultralytics' scan drops an image for, each seeded into this share of the images.

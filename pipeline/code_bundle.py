@@ -1,5 +1,9 @@
-"""The training-code tarball: training_code/* plus yolopipe_shared/ at its root, byte-identical
-for identical sources and named by its sha256.
+"""The training-code tarball: training_code/* plus the yolopipe_shared modules it imports (and
+theirs), byte-identical for identical sources and named by its sha256.
+
+Only what training imports goes in: the tarball's URI is part of the Train and Evaluate step
+arguments, i.e. of SageMaker's step-cache key, so a change to the notifier, the trigger or any
+contract module training does not use must leave the tarball, and the cache, as they are.
 
 What the SageMaker containers unpack (`sagemaker_submit_directory` for training, the `code`
 processing input for evaluation), what the deploy function uploads once per content
@@ -13,6 +17,7 @@ __pycache__ or *.pyc, so the same sources always give the same key.
 from __future__ import annotations
 
 import argparse
+import ast
 import gzip
 import hashlib
 import io
@@ -68,17 +73,51 @@ def _files(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
         yield (f"{prefix}{relative.as_posix()}", path)
 
 
+def _shared_imports(source: Path, package: str) -> set[str]:
+    """Module names of `package` that `source` imports (absolute `package.x`, or relative `.x` when
+    `source` lies inside the package)."""
+    tree = ast.parse(source.read_bytes(), filename=str(source))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith(package + "."))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level == 0 and (base == package or base.startswith(package + ".")):
+                parts = base.split(".")
+                found.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+            elif node.level == 1:
+                found.update([base.split(".")[0]] if base else [a.name for a in node.names])
+    return found
+
+
+def shared_modules_for(training_code_dir: Path = TRAINING_CODE_DIR, shared_dir: Path = SHARED_PACKAGE_DIR) -> list[str]:
+    """The yolopipe_shared modules training needs: the import closure of training_code/*.py."""
+    package = shared_dir.name
+    todo = set().union(*(_shared_imports(p, package) for p in training_code_dir.glob("*.py")))
+    needed: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in needed or not (shared_dir / f"{name}.py").is_file():
+            continue
+        needed.add(name)
+        todo |= _shared_imports(shared_dir / f"{name}.py", package)
+    return sorted(needed)
+
+
 def bundle_members(
     training_code_dir: Path = TRAINING_CODE_DIR, shared_dir: Path = SHARED_PACKAGE_DIR
 ) -> list[tuple[str, Path]]:
-    """Sorted (archive name, source path) pairs: training_code/* at the root, then yolopipe_shared/."""
+    """Sorted (archive name, source path) pairs: training_code/* at the root, then the
+    yolopipe_shared modules it imports."""
     if not (training_code_dir / "train.py").is_file():
         raise FileNotFoundError(f"{training_code_dir}/train.py not found: is this a yolopipe checkout?")
     members = dict(_files(training_code_dir, ""))
-    for name, path in _files(shared_dir, "yolopipe_shared/"):
+    for module in ["__init__", *shared_modules_for(training_code_dir, shared_dir)]:
+        name = f"{shared_dir.name}/{module}.py"
         if name in members:
             raise ValueError(f"{name} exists in both {training_code_dir} and {shared_dir}")
-        members[name] = path
+        members[name] = shared_dir / f"{module}.py"
     return sorted(members.items())
 
 

@@ -42,7 +42,7 @@ def _yolo_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def sample_dataset(tmp_path: Path):
     """Factory: `sample_dataset(train=16, val=8, test=0, imgsz=64, ...)` -> SampleDataset in tmp_path."""
-    from pipeline.sample_dataset import generate_dataset
+    from yolopipe.datasets.sample import generate_dataset
 
     def make(name: str = "dataset", **kwargs):
         return generate_dataset(tmp_path / name, **kwargs)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from yolopipe_shared.dataset_rules import DataYaml, is_image, parse_data_yaml
+from yolopipe_shared.data_yaml import DataYaml, parse_data_yaml
 from yolopipe_shared.errors import DatasetRejected
+from yolopipe_shared.labels import is_image
 
 DATA_YAML = "data.yaml"
 #: A data.yaml is a few hundred bytes; refuse to parse anything absurd.

@@ -2,7 +2,7 @@
 per (execution, status).
 
 Env (template.yaml): IDEMPOTENCY_TABLE, NOTIFY_TOPIC_ARN, SLACK_SECRET_ARN (optional; the webhook
-URL lives only in Secrets Manager). Logic: yolopipe_shared.notify.
+URL lives only in Secrets Manager). Logic: notify.py (email, then Slack through slack.py).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from notifier_config import NotifierConfig
+from notify import notify_status, webhook_url
 
-from yolopipe_shared.config import NotifierConfig
-from yolopipe_shared.notify import notify_status, webhook_url
-
+#: Seconds kept after Slack for the idempotency record and the return.
+RESERVE_SECONDS = 10.0
 CONFIG = NotifierConfig.from_env()
 logger = Logger(service="yolopipe-notifier")
 sagemaker = boto3.client("sagemaker")
@@ -37,12 +38,14 @@ idempotency = IdempotencyConfig(
 
 @idempotent_function(data_keyword_argument="detail", persistence_store=persistence, config=idempotency,
                      key_prefix="yolopipe-notifier")
-def notify_once(detail: dict[str, Any]) -> dict[str, Any]:
+def notify_once(detail: dict[str, Any], slack_deadline: float) -> dict[str, Any]:
     return notify_status(detail, sagemaker=sagemaker, s3=s3, sns=sns, config=CONFIG,
-                         webhook=lambda: webhook_url(CONFIG, secrets))
+                         webhook=lambda: webhook_url(CONFIG, secrets), slack_deadline=slack_deadline)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    return notify_once(detail=dict(event.get("detail") or {}))
+    # Slack must finish with time to spare: a timed-out invocation is retried and would mail twice.
+    slack_deadline = max(0.0, context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS)
+    return notify_once(detail=dict(event.get("detail") or {}), slack_deadline=slack_deadline)

@@ -16,10 +16,9 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from yolopipe_shared.config import TriggerConfig
-from yolopipe_shared.s3_events import DatasetMarker
-from yolopipe_shared.start_training import handle_s3_event, start_training
+from s3_events import DatasetMarker
+from start_training import handle_s3_event, start_training
+from trigger_config import TriggerConfig
 
 CONFIG = TriggerConfig.from_env()
 logger = Logger(service="yolopipe-trigger")

@@ -12,7 +12,7 @@ import pytest
 @pytest.fixture(scope="session")
 def run_locally(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[Any, list[str]]]:
     """`run_locally(dataset_path, **kwargs)` -> (LocalRunResult, the lines a person saw)."""
-    from pipeline.local import run_local
+    from yolopipe.local import run_local
 
     def run(dataset_path: Path | None = None, **kwargs: Any) -> tuple[Any, list[str]]:
         lines: list[str] = []

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def main_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[str]]:
-    """The README's main command (`make demo` = `python -m pipeline.demo`) with its defaults."""
-    from pipeline.demo import run_demo
+    """The README's main command (`make demo` = `python -m yolopipe.demo`) with its defaults."""
+    from yolopipe.demo import run_demo
 
     lines: list[str] = []
     result = run_demo(["--output", str(tmp_path_factory.mktemp("runs"))], echo=lines.append)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def served(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from pipeline.local.serve import LocalServer
+    from yolopipe.local.serve import LocalServer
 
     lines: list[str] = []
     server = LocalServer(port=0, min_map50_95=0.0, output_dir=tmp_path / "runs", echo=lines.append, poll_s=0.3)
@@ -33,7 +33,7 @@ def served(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_upload_with_the_cli_trains_and_watch_follows_it(served: Any, sample_dataset: Any,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main as yolopipe
+    from yolopipe.cli import main as yolopipe
 
     server, lines = served
     # GIVEN a small dataset asking for one quick epoch in its yolopipe.yaml

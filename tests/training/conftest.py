@@ -13,7 +13,7 @@ from training_harness import FAST, Job
 
 @pytest.fixture(scope="session")
 def make_dataset(tmp_path_factory: pytest.TempPathFactory):
-    from pipeline.sample_dataset import generate_dataset
+    from yolopipe.datasets.sample import generate_dataset
 
     def make(name: str, **kwargs):
         kwargs.setdefault("imgsz", 96)

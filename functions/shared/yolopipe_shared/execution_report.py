@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -199,7 +200,9 @@ def _metrics(sagemaker: Any, s3: Any, steps: list[dict[str, Any]]) -> dict[str, 
         bucket, _, prefix = str(uris[0]).removeprefix("s3://").partition("/")
         key = f"{prefix.rstrip('/')}/{evaluation.EVALUATION_FILE}" if prefix else evaluation.EVALUATION_FILE
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(EVALUATION_MAX_BYTES)
-        return evaluation.headline_metrics(json.loads(body))
-    except (ClientError, BotoCoreError, ValueError, KeyError, TypeError) as error:
+        document = json.loads(body)  # a list, a string, NaN, nesting too deep: no metrics, never an error
+        metrics = evaluation.headline_metrics(document) if isinstance(document, dict) else {}
+        return {name: value for name, value in metrics.items() if math.isfinite(value)}
+    except (ClientError, BotoCoreError, ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as error:
         logger.warning("could not read %s: %s", evaluation.EVALUATION_FILE, type(error).__name__)
         return {}

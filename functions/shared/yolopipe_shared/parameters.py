@@ -12,7 +12,9 @@ notifier (what to show). Nothing else declares a parameter.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -166,6 +168,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "it keys the training cache and checkpoints, so a new upload retrains and a retry does not",
         pattern=r"[A-Za-z0-9._+/=\-]{0,1024}", overridable=False,
     ),
+    ParameterSpec(
+        "DatasetName", "string", "dataset",
+        "the dataset's name as a label (`dataset_label`), set by the trigger and `yolopipe run`: it names the "
+        "checkpoints and the registered model's metadata, where S3 URIs and most punctuation are refused",
+        pattern=r"[\w.\-]{1,64}", overridable=False,
+    ),
     ParameterSpec("MinMap50_95", "float", 0.5,
                   "quality gate: register the model only if mAP50-95 reaches this value",
                   minimum=0.0, maximum=1.0, overridable=False),
@@ -175,6 +183,38 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         pattern=r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", overridable=False,
     ),
 )
+
+#: Longest DatasetName: an S3 key segment of the checkpoints, and far below the 256 characters of a
+#: CustomerMetadataProperties value.
+DATASET_LABEL_MAX = 64
+_LABEL_REFUSED = re.compile(r"[^\w.\-]+")  # \w: Unicode letters and digits, and "_"
+
+
+def dataset_label(name: str) -> str:
+    """`Zebras & Ünïcode v2` -> `Zebras-Ünïcode-v2-<8 hex>`: the dataset's name as DatasetName.
+
+    Keeps Unicode letters and digits, `_`, `.` and `-`; any other run becomes one `-`. That is what
+    both CreateModelPackage's CustomerMetadataProperties (`[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`, botocore's
+    model) and an S3 key segment take without escaping (no `/`, `:`, `+` or space). A name that
+    had to change gets a short hash of itself, so `a&b` and `a(b` still name different checkpoints.
+    """
+    text = unicodedata.normalize("NFC", name.strip().strip("/"))
+    label = re.sub(r"-{2,}", "-", _LABEL_REFUSED.sub("-", text)).strip("-.")
+    if label == text and 0 < len(label) <= DATASET_LABEL_MAX:
+        return label
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    head = label[: DATASET_LABEL_MAX - len(digest) - 1].rstrip("-.")
+    return f"{head}-{digest}" if head else f"dataset-{digest}"
+
+
+def dataset_parameters(dataset_uri: str, version: str) -> dict[str, Value]:
+    """The dataset's three pipeline parameters: its URI, its version and its name as a label.
+
+    `s3://b/datasets/Zebras & co/` -> DatasetS3Uri as given, DatasetVersion, DatasetName `Zebras-co-<hash>`.
+    """
+    name = dataset_uri.rstrip("/").rsplit("/", 1)[-1]
+    return {"DatasetS3Uri": dataset_uri, "DatasetVersion": version, "DatasetName": dataset_label(name)}
+
 
 BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 _ALIASES: dict[str, ParameterSpec] = {}

@@ -3,7 +3,9 @@ and the reference check. Pure Python, so the deploy function (boto3 only) and `p
 (SageMaker SDK) share one implementation.
 
 The definition is rendered at build time, when the bucket, role and region do not exist yet; the
-deploy function fills them in (as Step Functions' DefinitionSubstitutions does).
+deploy function fills them in (as Step Functions' DefinitionSubstitutions does). The image account
+depends on the region (the SageMaker SDK's image_uri_config lists it per region): the build writes
+that table beside the definition and the deploy function looks its region up in it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ PLACEHOLDERS: dict[str, str] = {
     "Bucket": "S3 bucket for model artifacts, checkpoints, evaluations and the code tarball",
     "RoleArn": "ARN of the IAM role the training and processing jobs run as",
     "Region": "AWS region of the stack (part of the container image URIs)",
+    "ImageAccountId": "account of the region's Deep Learning Containers registry (part of the image URIs)",
     "CodeS3Uri": "s3:// URI of the content-addressed training-code tarball",
 }
 

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pipeline.cli import main
+from yolopipe.cli import main
 from yolopipe_shared import parameters
 
 BUCKET = "yolopipe-unit-cli"
@@ -198,8 +198,8 @@ def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     """The local mode's emulator on 127.0.0.1 with our pipelines deployed: `good` (scores 0.7),
     `poor` (0.25, fails the 0.5 gate) and `slow` (training sleeps a minute, to be stopped).
     The CLI reaches it through --endpoint-url, like any AWS-compatible endpoint."""
-    from pipeline.local.emulator import Emulator
-    from pipeline.local.executor import LocalExecutor
+    from yolopipe.local.emulator import Emulator
+    from yolopipe.local.executor import LocalExecutor
 
     with Emulator() as emulator:
         for name, value in emulator.environment().items():

@@ -1,4 +1,4 @@
-"""`pipeline.api.Yolopipe`: the same commands from a notebook, no printing, results as data."""
+"""`yolopipe.client.Yolopipe`: the same commands from a notebook, no printing, results as data."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.api import Yolopipe
+from yolopipe.client import Yolopipe
 from yolopipe_shared.errors import DatasetRejected, ParameterError
 
 BUCKET = "yolopipe-unit-cli"  # as tests/unit/cli/conftest.py creates them

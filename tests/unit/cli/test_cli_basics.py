@@ -1,4 +1,4 @@
-"""`yolopipe --help`, `dataset validate`, `dataset convert`, `doctor`, `python -m pipeline`."""
+"""`yolopipe --help`, `dataset validate`, `dataset convert`, `doctor`, `python -m yolopipe`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import boto3
 
 def test_help_documents_the_exit_codes_and_starts_without_heavy_imports() -> None:
     # GIVEN a fresh interpreter
-    # WHEN `python -m pipeline --help` runs (the same as `yolopipe --help`)
+    # WHEN `python -m yolopipe --help` runs (the same as `yolopipe --help`)
     code = ("import sys, runpy; sys.argv = ['yolopipe', '--help']\n"
-            "try:\n    runpy.run_module('pipeline', run_name='__main__')\nexcept SystemExit as e:\n"
+            "try:\n    runpy.run_module('yolopipe', run_name='__main__')\nexcept SystemExit as e:\n"
             "    heavy = [m for m in ('boto3', 'botocore', 'torch', 'ultralytics', 'sagemaker') if m in sys.modules]\n"
             "    print('HEAVY', heavy, 'EXIT', e.code)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -157,7 +157,7 @@ def test_render_and_local_delegate_their_arguments(cli: Any) -> None:
 
 def test_validate_reads_every_label_locally_not_a_sample(cli: Any, sample_dataset: Any) -> None:
     # GIVEN a dataset with more label files than the trigger samples, faults in three of them
-    from yolopipe_shared.dataset_rules import DEFAULT_LABEL_SAMPLE
+    from yolopipe_shared.validate import DEFAULT_LABEL_SAMPLE
 
     dataset = sample_dataset(train=DEFAULT_LABEL_SAMPLE + 40, val=4, imgsz=32)
     broken = sorted((dataset.root / "labels" / "train").glob("*.txt"))[-3:]

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from pipeline.local.serve import LocalServer
+    from yolopipe.local.serve import LocalServer
 
     server = LocalServer(port=0, stack_name="yolopipe", output_dir=tmp_path / "runs", min_map50_95=0.0,
                          echo=None, poll_s=0.2)

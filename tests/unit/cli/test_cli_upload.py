@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.upload import plan_upload, upload_dataset
+from yolopipe.upload import plan_upload, upload_dataset
 
 BUCKET = "yolopipe-unit-cli"  # the stack's bucket in tests/unit/cli/conftest.py
 
@@ -194,7 +194,7 @@ def test_bad_dataset_name_is_refused(cli: Any, aws: dict[str, Any], sample_datas
 
 
 def test_ctrl_c_mid_upload_leaves_no_marker_and_a_rerun_finishes(aws: dict[str, Any], sample_dataset: Any) -> None:
-    from pipeline.upload import UploadInterrupted
+    from yolopipe.upload import UploadInterrupted
 
     # GIVEN an upload the user interrupts (Ctrl-C) after a few files
     dataset = sample_dataset(train=24, val=8)
@@ -222,7 +222,7 @@ def test_ctrl_c_mid_upload_leaves_no_marker_and_a_rerun_finishes(aws: dict[str, 
 def test_waiting_for_the_triggered_execution_finds_only_this_datasets(aws: dict[str, Any]) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from pipeline.executions import wait_for_execution
+    from yolopipe.executions import wait_for_execution
 
     # GIVEN an execution of the pipeline on another dataset, started after the marker
     since = datetime.now(UTC) - timedelta(seconds=2)

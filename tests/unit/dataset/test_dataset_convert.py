@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.convert import ConversionError, ConvertResult, convert
-from yolopipe_shared.dataset_rules import LocalDatasetSource, validate_dataset
+from yolopipe.datasets.convert import ConversionError, ConvertResult, convert
+from yolopipe_shared.dataset_sources import LocalDatasetSource
+from yolopipe_shared.validate import validate_dataset
 
 
 def make_image(path: Path, size: tuple[int, int] = (32, 16)) -> Path:

@@ -13,12 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from yolopipe_shared.dataset_rules import (
-    DatasetUnreadable,
-    LocalDatasetSource,
-    S3DatasetSource,
-    validate_dataset,
-)
+from yolopipe_shared.dataset_sources import DatasetUnreadable, LocalDatasetSource, S3DatasetSource
+from yolopipe_shared.validate import validate_dataset
 
 BUCKET = "datasets-bucket"
 

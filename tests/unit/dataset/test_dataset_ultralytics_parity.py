@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from yolopipe_shared.dataset_rules import check_label
+from yolopipe_shared.labels import check_label
 
 LABELS = {
     "box": "0 0.5 0.5 0.2 0.2\n1 0.1 0.9 0.05 0.1\n",

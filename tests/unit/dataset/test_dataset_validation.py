@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from yolopipe_shared.dataset_rules import (
-    DatasetUnreadable,
-    LocalDatasetSource,
-    ValidationReport,
-    check_label,
-    label_path_for,
-    validate_dataset,
-)
+from yolopipe_shared.dataset_sources import DatasetUnreadable, LocalDatasetSource
 from yolopipe_shared.errors import DatasetRejected
+from yolopipe_shared.labels import check_label, label_path_for
+from yolopipe_shared.validate import ValidationReport, validate_dataset
 
 
 def validate(root: Path, **kwargs) -> ValidationReport:

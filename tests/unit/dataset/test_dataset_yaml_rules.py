@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from yolopipe_shared.dataset_rules import DataYaml, Problem, parse_data_yaml
+from yolopipe_shared.data_yaml import DataYaml, Problem, parse_data_yaml
 
 GOOD = """\
 path: .

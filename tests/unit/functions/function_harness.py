@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import socket
+import struct
 import sys
 import threading
 import time
@@ -164,6 +166,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 def load_handler(function: str) -> Any:
     """functions/<function>/app.py as a fresh module (module-scope clients built inside the mock)."""
     name = f"yolopipe_test_{function}_app_{uuid.uuid4().hex[:8]}"
+    folder = str(REPO / "functions" / function)
+    if folder not in sys.path:  # the function's own modules, as on Lambda
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, REPO / "functions" / function / "app.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -196,13 +201,19 @@ def marker_event(name: str, *, key: str | None = None, version: str | None = Non
 # --------------------------------------------------------------------------- Slack stand-in
 @dataclass
 class SlackServer:
-    """A webhook on 127.0.0.1: answers each POST with the next scripted reply (200, 429, 500 or
-    "hang"), the last one repeating, and keeps what it received."""
+    """A webhook on 127.0.0.1: answers each POST with the next scripted reply, the last one
+    repeating, and keeps what it received. Replies: an HTTP status (429 carries `retry_after`),
+    "hang" (200 after `hang_seconds`), "trickle" (a 200 reply one byte every `trickle_seconds`),
+    "reset" (TCP reset, no reply), "garbage" (bytes that are not HTTP). `refused_url` is a port
+    where nothing listens: connecting is refused."""
 
     url: str
     script: list[int | str]
     received: list[dict[str, Any]] = field(default_factory=list)
     hang_seconds: float = 3.0
+    trickle_seconds: float = 1.0
+    retry_after: str = "0"
+    refused_url: str = ""
 
     def answer(self) -> int | str:
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
@@ -222,9 +233,23 @@ def slack_server() -> Iterator[SlackServer]:
                 time.sleep(state.hang_seconds)
                 reply = 200
             try:
+                if reply in ("reset", "garbage", "trickle"):
+                    self.close_connection = True
+                if reply == "reset":  # linger 0: close() sends RST instead of FIN
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    return
+                if reply == "garbage":
+                    self.wfile.write(b"\x00\xffSSH-2.0-not-http\x7f\r\n\r\n")
+                    return
+                if reply == "trickle":
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+                        self.wfile.write(bytes([byte]))
+                        time.sleep(state.trickle_seconds)
+                    return
                 self.send_response(int(reply))
                 if reply == 429:
-                    self.send_header("Retry-After", "0")
+                    self.send_header("Retry-After", state.retry_after)
                 self.end_headers()
                 self.wfile.write(b"ok" if reply == 200 else b"error")
             except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting: that was the point
@@ -237,9 +262,13 @@ def slack_server() -> Iterator[SlackServer]:
     httpd.daemon_threads = True
     # A secret-looking path: tests check it never reaches a log line.
     url = f"http://127.0.0.1:{httpd.server_address[1]}/services/T000/B000/XXXXSECRETXXXX"
-    server_state["s"] = SlackServer(url=url, script=[200])
+    closed = socket.socket()  # bound, never listening: the kernel refuses connections to it
+    closed.bind(("127.0.0.1", 0))
+    refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/services/T000/B000/XXXXSECRETXXXX"
+    server_state["s"] = SlackServer(url=url, script=[200], refused_url=refused_url)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield server_state["s"]
     httpd.shutdown()
     httpd.server_close()
+    closed.close()

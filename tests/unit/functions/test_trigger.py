@@ -10,9 +10,9 @@ from urllib.parse import quote_plus
 
 import pytest
 from function_harness import BUCKET, Aws, LambdaContext, load_event, marker_event
+from s3_events import DISPLAY_NAME_PATTERN, DatasetMarker, display_name_for
 
 from yolopipe_shared.config import ConfigurationError
-from yolopipe_shared.s3_events import DISPLAY_NAME_PATTERN, DatasetMarker, display_name_for
 
 
 def upload(aws: Aws, sample_dataset, name: str = "shapes", **kwargs) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.local.emulator import Emulator
-from pipeline.local.executor import LocalExecutor, toolkit_args
+from yolopipe.local.emulator import Emulator
+from yolopipe.local.executor import LocalExecutor, toolkit_args
 
 BUCKET = "yolopipe-unit-local"
 ROLE = "arn:aws:iam::123456789012:role/unit"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.local.expressions import (
+from yolopipe.local.expressions import (
     ExpressionError,
     PropertyFileRef,
     Scope,

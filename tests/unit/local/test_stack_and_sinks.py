@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.local import sinks
-from pipeline.local.runner import s3_marker_event
-from pipeline.local.stack import LocalStack, function_spec, load_template, table_key
+from yolopipe.local import sinks
+from yolopipe.local.runner import s3_marker_event
+from yolopipe.local.stack import LocalStack, function_spec, load_template, table_key
 
 STACK = LocalStack(bucket="bkt", pipeline_name="yolopipe-local", table="tbl", topic_arn="arn:topic",
                    secret_arn="arn:secret", email_queue_url="http://q", model_package_group="grp",
@@ -99,7 +99,7 @@ def test_a_function_that_raises_is_reported_in_one_line() -> None:
     # GIVEN the trigger deployed without its PIPELINE_NAME (a deployment mistake)
     import os
 
-    from pipeline.local.lambdas import InvocationFailed, invoke
+    from yolopipe.local.lambdas import InvocationFailed, invoke
 
     template = load_template()
     trigger = function_spec(template, "TriggerFunction", "functions/trigger")

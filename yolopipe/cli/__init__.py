@@ -1,8 +1,8 @@
 """`yolopipe`: the command line for the people who train models with the pipeline.
 
 This module only parses arguments and prints; each command calls a plain function a notebook
-can call too (pipeline.upload, pipeline.executions, pipeline.doctor, yolopipe_shared.dataset_rules,
-pipeline.convert). It imports no boto3, sagemaker, torch or ultralytics at start-up, so
+can call too (yolopipe.upload, yolopipe.executions, yolopipe.doctor, yolopipe_shared.dataset_rules,
+yolopipe.datasets.convert). It imports no boto3, sagemaker, torch or ultralytics at start-up, so
 `yolopipe --help` is instant.
 """
 
@@ -19,8 +19,8 @@ from yolopipe_shared import parameters
 from yolopipe_shared.errors import DatasetRejected, ExecutionNotFound, ParameterError, PipelineNotFound, YolopipeError
 
 if TYPE_CHECKING:
-    from .aws import Aws, Settings
-    from .executions import ExecutionStatus
+    from ..aws import Aws, Settings
+    from ..executions import ExecutionStatus
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # dataset problems, execution Failed/Stopped, a doctor check failed
@@ -98,7 +98,7 @@ def _err(message: str) -> None:
 # --- context -----------------------------------------------------------------------------------
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from .aws import Settings
+    from ..aws import Settings
 
     return Settings.from_env(
         profile=args.profile, region=args.region, endpoint_url=args.endpoint_url, local=args.local,
@@ -107,7 +107,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _aws(args: argparse.Namespace) -> Aws:
-    from .aws import Aws
+    from ..aws import Aws
 
     return Aws(_settings(args))
 
@@ -115,7 +115,7 @@ def _aws(args: argparse.Namespace) -> Aws:
 # --- commands ----------------------------------------------------------------------------------
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import run_checks, summary
+    from ..doctor import run_checks, summary
 
     checks = run_checks(_aws(args), instance_type=args.instance_type)
     result = summary(checks)
@@ -132,7 +132,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_validate(args: argparse.Namespace) -> int:
-    from yolopipe_shared.dataset_rules import LocalDatasetSource, validate_dataset
+    from yolopipe_shared.dataset_sources import LocalDatasetSource
+    from yolopipe_shared.validate import validate_dataset
 
     # Locally every label is read (20,000 in well under a second); --sample trades that for speed.
     report = validate_dataset(LocalDatasetSource(args.path), label_sample=args.sample)
@@ -148,7 +149,7 @@ def cmd_dataset_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_convert(args: argparse.Namespace) -> int:
-    from .convert import convert
+    from ..datasets.convert import convert
 
     names = [name.strip() for name in args.names.split(",") if name.strip()] if args.names else None
     result = convert(args.format, args.src, args.dst, val_fraction=args.val_fraction, seed=args.seed,
@@ -169,8 +170,9 @@ def _validate_or_raise(path: str) -> Any:
     """The trigger's checks, locally: the dataset rules (every label) and its yolopipe.yaml overrides."""
     from pathlib import Path
 
-    from yolopipe_shared.dataset_rules import LocalDatasetSource, validate_dataset
-    from yolopipe_shared.start_training import OVERRIDES_FILE, parse_overrides
+    from yolopipe_shared.dataset_sources import LocalDatasetSource
+    from yolopipe_shared.overrides import OVERRIDES_FILE, parse_overrides
+    from yolopipe_shared.validate import validate_dataset
 
     report = validate_dataset(LocalDatasetSource(path), label_sample=None)  # every label: cheap locally
     overrides = Path(path) / OVERRIDES_FILE
@@ -182,8 +184,8 @@ def _validate_or_raise(path: str) -> Any:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    from .aws import aws_errors
-    from .upload import plan_upload, upload_dataset
+    from ..aws import aws_errors
+    from ..upload import plan_upload, upload_dataset
 
     if not args.no_validate:
         report = _validate_or_raise(args.path)
@@ -240,7 +242,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
 def _watch_triggered(args: argparse.Namespace, aws: Aws, result: Any) -> int:
     from datetime import UTC, datetime
 
-    from .executions import wait_for_execution
+    from ..executions import wait_for_execution
 
     print("waiting for the trigger to start it...", flush=True)
     arn = wait_for_execution(aws.client("sagemaker"), aws.pipeline_name(), result.s3_uri,
@@ -272,7 +274,7 @@ def _progress_bar(total: int, *, enabled: bool) -> Any:
 
 
 def cmd_pipelines_list(args: argparse.Namespace) -> int:
-    from .executions import list_pipelines
+    from ..executions import list_pipelines
 
     rows = list_pipelines(_aws(args).client("sagemaker"))
     if args.json:
@@ -291,7 +293,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .executions import check_dataset, plan_run, start_run
+    from ..executions import check_dataset, plan_run, start_run
 
     overrides = _overrides(args)
     parameters.resolve(overrides)  # every value checked before any client exists
@@ -301,7 +303,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     version = check_dataset(aws.client("s3"), str(request.parameters["DatasetS3Uri"]))
     request.parameters.setdefault("DatasetVersion", version)
     if args.dry_run:
-        from .executions import pipeline_defaults
+        from ..executions import pipeline_defaults
 
         planned = request.to_dict(pipeline_defaults(aws.client("sagemaker"), request.pipeline))
         if args.json:
@@ -324,7 +326,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_executions_list(args: argparse.Namespace) -> int:
-    from .executions import list_executions
+    from ..executions import list_executions
 
     aws = _aws(args)
     rows = list_executions(aws.client("sagemaker"), aws.pipeline_name(), limit=args.limit)
@@ -339,7 +341,7 @@ def cmd_executions_list(args: argparse.Namespace) -> int:
 
 
 def _resolve(aws: Aws, ref: str) -> str:
-    from .executions import find_execution
+    from ..executions import find_execution
 
     return find_execution(aws.client("sagemaker"), aws.pipeline_name() if not ref.startswith("arn:") else "", ref)
 
@@ -350,7 +352,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace, aws: Aws, arn: str) -> int:
-    from .executions import watch
+    from ..executions import watch
 
     renderer = _StatusRenderer(sys.stdout, json_lines=args.json)
     final = watch(aws.client("sagemaker"), arn, on_update=renderer, interval=args.interval, timeout=args.timeout)
@@ -401,7 +403,7 @@ class _StatusRenderer:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .executions import report
+    from ..executions import report
 
     aws = _aws(args)
     data = report(aws.client("sagemaker"), aws.client("s3"), _resolve(aws, args.execution))
@@ -443,7 +445,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from yolopipe_shared.evaluation import METRICS
 
-    from .executions import compare
+    from ..executions import compare
 
     aws = _aws(args)
     arns = [_resolve(aws, ref) for ref in args.executions]
@@ -464,7 +466,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from .executions import stop
+    from ..executions import stop
 
     aws = _aws(args)
     arn = _resolve(aws, args.execution)
@@ -479,14 +481,14 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from . import render
+    from pipeline import render
 
     return int(render.main(list(args.rest)) or 0)
 
 
 def cmd_local(args: argparse.Namespace) -> int:
     try:
-        from .local import runner  # type: ignore[attr-defined]
+        from ..local import runner  # type: ignore[attr-defined]
     except ImportError:
         _err("the local mode (pipeline/local) is not in this version: use `make demo`")
         return EXIT_FAILED
@@ -656,7 +658,7 @@ def _watch_options(sub: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .aws import AwsUnavailable, NotFound
+    from ..aws import AwsUnavailable, NotFound
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["render"]:  # its own parser and --help

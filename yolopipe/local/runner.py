@@ -305,7 +305,7 @@ def deploy_pipeline(emulator: Emulator, stack: LocalStack, work: Path, stack_par
 def _dataset(path: str | Path | None, name: str | None, work: Path, sample_size: tuple[int, int, int],
              sample_imgsz: int) -> tuple[Path, str]:
     if path is None:
-        from pipeline.sample_dataset import generate_dataset
+        from yolopipe.datasets.sample import generate_dataset
 
         train, val, test = sample_size
         generated = generate_dataset(work / "sample", train=train, val=val, test=test, imgsz=sample_imgsz)
@@ -331,13 +331,13 @@ def _upload(s3: Any, root: Path, bucket: str, name: str, chosen: Mapping[str, An
     """
     import yaml
 
-    from pipeline.upload import dataset_prefix, upload_dataset
+    from yolopipe.upload import dataset_prefix, upload_dataset
 
     prefix = dataset_prefix(name)
     result = upload_dataset(s3, root, bucket, name, trigger=not chosen)
     uploaded = int(result.uploaded)
     if chosen:
-        from yolopipe_shared.start_training import OVERRIDES_FILE
+        from yolopipe_shared.overrides import OVERRIDES_FILE
 
         local = root / OVERRIDES_FILE
         merged = dict(yaml.safe_load(local.read_text()) or {}) if local.is_file() else {}
@@ -561,7 +561,7 @@ def _save_execution(root: Path, result: LocalRunResult, execution: Execution, ex
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.local [run] [DATASET] [--epochs N] [--imgsz N] [--output DIR]`
+    """`python -m yolopipe.local [run] [DATASET] [--epochs N] [--imgsz N] [--output DIR]`
     (also `yolopipe local run [DATASET] ...`)."""
     import argparse
 

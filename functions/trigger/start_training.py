@@ -12,19 +12,19 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
 from botocore.exceptions import ClientError
+from s3_events import DatasetMarker, markers_from_event
+from trigger_config import TriggerConfig
 
-from . import parameters, topic
-from .config import TriggerConfig
-from .dataset_rules import Problem, S3DatasetSource, validate_dataset
-from .errors import ParameterError, PipelineNotFound
-from .s3_events import DatasetMarker, markers_from_event
+from yolopipe_shared import parameters, topic
+from yolopipe_shared.data_yaml import Problem
+from yolopipe_shared.dataset_sources import S3DatasetSource
+from yolopipe_shared.errors import PipelineNotFound
+from yolopipe_shared.overrides import OVERRIDES_FILE, OVERRIDES_MAX_BYTES, parse_overrides
+from yolopipe_shared.validate import validate_dataset
 
 logger = logging.getLogger(__name__)
 
-OVERRIDES_FILE = "yolopipe.yaml"
-OVERRIDES_MAX_BYTES = 64 * 1024
 #: Problems listed in a refusal message; the rest are counted.
 MAX_PROBLEMS_LISTED = 50
 
@@ -46,42 +46,6 @@ def read_overrides(s3: Any, marker: DatasetMarker, max_epochs: int | None) -> tu
                                                "it should hold a few parameters only")]
     text = body.read(OVERRIDES_MAX_BYTES + 1).decode("utf-8", errors="replace")
     return parse_overrides(text, max_epochs)
-
-
-def parse_overrides(text: str, max_epochs: int | None) -> tuple[dict[str, parameters.Value], list[Problem]]:
-    """Parse and check an overrides file: a flat YAML mapping of parameter -> value."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        return {}, [Problem(OVERRIDES_FILE, line, f"not valid YAML ({getattr(error, 'problem', error)})")]
-    if data is None:
-        return {}, []
-    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        return {}, [Problem(OVERRIDES_FILE, 1, "expected a mapping of parameter: value, e.g. `epochs: 50`")]
-    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-    resolved: dict[str, parameters.Value] = {}
-    problems: list[Problem] = []
-    for key, value in data.items():
-        try:
-            resolved.update(parameters.resolve({str(key): value}, only_overridable=True, max_epochs=max_epochs))
-        except ParameterError as error:
-            problems.append(Problem(OVERRIDES_FILE, lines.get(str(key), 1), str(error)))
-            continue
-    names = [parameters.spec_for(str(k)).name for k in data if _known(str(k))]
-    for name in {n for n in names if names.count(n) > 1}:
-        problems.append(Problem(OVERRIDES_FILE, 1, f"{name} is given twice"))
-    return resolved, problems
-
-
-def _known(key: str) -> bool:
-    try:
-        parameters.spec_for(key)
-    except ParameterError:
-        return False
-    return True
 
 
 def start_training(marker: DatasetMarker, *, s3: Any, sagemaker: Any, sns: Any,

@@ -36,7 +36,7 @@ def invoke(spec: FunctionSpec, event: dict[str, Any], env: dict[str, str], *, lo
     with tempfile.TemporaryDirectory(prefix="yolopipe-lambda-") as tmp:
         result_file = Path(tmp) / "result.json"
         process = subprocess.run(
-            [python, "-m", "pipeline.local.lambda_host", str(spec.module_path), spec.function_name,
+            [python, "-m", "yolopipe.local.lambda_host", str(spec.module_path), spec.function_name,
              str(result_file), str(spec.timeout)],
             input=json.dumps(event), env=env, capture_output=True, text=True, timeout=spec.timeout + 30,
             check=False,

@@ -1,5 +1,6 @@
 """The notifier's logic: one status change -> a Slack message (Block Kit + text fallback) and an
-email through SNS (plain text), with the same facts. Slack failures never stop the email.
+email through SNS (plain text), with the same facts. The email goes first: whatever Slack does
+(refuse, stall, trickle, rate-limit) never stops or delays it.
 """
 
 from __future__ import annotations
@@ -8,12 +9,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import slack
 from botocore.exceptions import BotoCoreError, ClientError
+from notifier_config import NotifierConfig
 
-from . import evaluation, slack
-from .config import NotifierConfig
-from .execution_report import NOTIFY_STATUSES, TERMINAL_STATUSES, ExecutionReport, described_status, gather_report
-from .topic import email_subject, publish
+from yolopipe_shared import evaluation
+from yolopipe_shared.execution_report import (
+    NOTIFY_STATUSES,
+    TERMINAL_STATUSES,
+    ExecutionReport,
+    described_status,
+    gather_report,
+)
+from yolopipe_shared.topic import email_subject, publish
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +109,14 @@ def webhook_url(config: NotifierConfig, secrets: Any) -> str | None:
 
 
 def notify_status(detail: dict[str, Any], *, sagemaker: Any, s3: Any, sns: Any, config: NotifierConfig,
-                  webhook: WebhookLookup, post: Callable[..., slack.Delivery] = slack.post) -> dict[str, Any]:
-    """Send one status change to Slack and email. Returns what was sent (JSON-able, for the dedupe record)."""
+                  webhook: WebhookLookup, post: Callable[..., slack.Delivery] = slack.post,
+                  slack_deadline: float | None = None) -> dict[str, Any]:
+    """Send one status change by email, then to Slack. Returns what was sent (JSON-able, for the dedupe record).
+
+    The email goes first so nothing Slack does can delay or stop it; `slack_deadline` (seconds) bounds
+    the whole Slack delivery, so the function ends before Lambda's timeout (a timed-out invocation is
+    retried, which would mail the team twice).
+    """
     status = str(detail.get("currentPipelineExecutionStatus", ""))
     arn = str(detail.get("pipelineExecutionArn", ""))
     if status not in NOTIFY_STATUSES or not arn:
@@ -111,22 +125,34 @@ def notify_status(detail: dict[str, Any], *, sagemaker: Any, s3: Any, sns: Any, 
         # A late "Executing" after the end: the terminal message says more and came first.
         return {"sent": False, "reason": "stale Executing event for a finished execution"}
     report = gather_report(detail, sagemaker=sagemaker, s3=s3, region=config.region)
-    slack_result = "not configured"
-    try:
-        url = webhook()
-    except (ClientError, BotoCoreError) as error:  # Slack is lost for this message; the email is not
-        code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
-        logger.error("could not read the Slack webhook secret: %s %s", type(error).__name__, code)
-        url, slack_result = None, "failed: the Slack secret could not be read"
-    if url:
-        try:
-            delivery = post(url, slack_message(report), timeout=config.slack_timeout_seconds,
-                            max_attempts=config.slack_max_attempts)
-            slack_result = f"delivered after {delivery.attempts} attempt(s)"
-        except slack.SlackDeliveryFailed as error:
-            logger.error("Slack notification failed: %s", error)
-            slack_result = f"failed: {error}"
     subject, body = email(report)
     publish(sns, config.notify_topic_arn, subject, body, f"pipeline-{status.lower()}", dataset=report.dataset)
+    slack_result = send_to_slack(report, webhook=webhook, post=post, config=config, deadline=slack_deadline)
     logger.info("notified", extra={"status": status, "execution": arn, "slack": slack_result})
     return {"sent": True, "status": status, "execution_arn": arn, "slack": slack_result}
+
+
+def send_to_slack(report: ExecutionReport, *, webhook: WebhookLookup, post: Callable[..., slack.Delivery],
+                  config: NotifierConfig, deadline: float | None) -> str:
+    """Post the report to Slack; never raises (the email is already out). Returns what happened, in
+    words that hold neither the webhook URL nor any other secret value."""
+    try:
+        url = webhook()
+    except (ClientError, BotoCoreError) as error:
+        code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+        logger.error("could not read the Slack webhook secret: %s %s", type(error).__name__, code)
+        return "failed: the Slack secret could not be read"
+    if not url:
+        return "not configured"
+    try:
+        delivery = post(url, slack_message(report), timeout=config.slack_timeout_seconds,
+                        max_attempts=config.slack_max_attempts, deadline=deadline)
+    except slack.SlackDeliveryFailed as error:
+        logger.error("Slack notification failed: %s", error)
+        return f"failed: {error}"
+    except Exception as error:  # noqa: BLE001
+        # Raising now would make Lambda retry the whole event and mail the team again; the error's
+        # own text may quote the URL, so only its type is told.
+        logger.error("Slack notification failed unexpectedly: %s", type(error).__name__)
+        return f"failed: unexpected {type(error).__name__}"
+    return f"delivered after {delivery.attempts} attempt(s)"

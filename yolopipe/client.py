@@ -1,6 +1,6 @@
 """The `yolopipe` commands as one object for notebooks and scripts.
 
-    from pipeline.api import Yolopipe
+    from yolopipe.client import Yolopipe
 
     yp = Yolopipe(profile="ml", region="eu-west-1")        # or Yolopipe(local=True)
     yp.validate("./shapes").ok
@@ -11,7 +11,7 @@
     yp.compare(arn, "latest")
 
 Failures raise the domain errors of yolopipe_shared.errors (ParameterError, DatasetRejected,
-PipelineNotFound, ExecutionNotFound) and pipeline.aws (AwsUnavailable, NotFound), each with a
+PipelineNotFound, ExecutionNotFound) and yolopipe.aws (AwsUnavailable, NotFound), each with a
 message that says what to do. Nothing here prints.
 """
 
@@ -60,14 +60,15 @@ class Yolopipe:
     @staticmethod
     def validate(path: str | Path, *, label_sample: int | None = None) -> Any:
         """The trigger's rules on a local folder: a ValidationReport (`.ok`, `.problems`, `.summary()`)."""
-        from yolopipe_shared.dataset_rules import LocalDatasetSource, validate_dataset
+        from yolopipe_shared.dataset_sources import LocalDatasetSource
+        from yolopipe_shared.validate import validate_dataset
 
         return validate_dataset(LocalDatasetSource(path), label_sample=label_sample)
 
     @staticmethod
     def convert(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Any:
-        """COCO / VOC / ImageFolder -> a YOLO dataset (pipeline.convert.convert)."""
-        from .convert import convert
+        """COCO / VOC / ImageFolder -> a YOLO dataset (yolopipe.datasets.convert.convert)."""
+        from .datasets.convert import convert
 
         return convert(fmt, src, dst, **options)
 

@@ -40,8 +40,9 @@ from typing import Any
 
 import yaml
 
-from yolopipe_shared.dataset_rules import DATA_YAML, is_image
+from yolopipe_shared.data_yaml import DATA_YAML
 from yolopipe_shared.errors import YolopipeError
+from yolopipe_shared.labels import is_image
 
 FORMATS = ("coco", "voc", "imagefolder")
 

@@ -1,8 +1,8 @@
 """The README's main job, on this machine and without an AWS account: the whole event-driven run.
 
-    python -m pipeline.demo            # make demo
+    python -m yolopipe.demo            # make demo
 
-The local mode (pipeline.local) on a generated sample dataset: an AWS emulator on 127.0.0.1, the
+The local mode (yolopipe.local) on a generated sample dataset: an AWS emulator on 127.0.0.1, the
 stack's resources from template.yaml, the pipeline deployed by functions/deploy, the dataset
 uploaded (data.yaml last), the S3 event handed to functions/trigger, the started execution run
 by the local executor (training_code/train.py and evaluate.py with SageMaker's environment and
@@ -21,15 +21,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from pipeline.local import DEMO_DEFAULTS, LocalRunResult, run_local
-from pipeline.local.runner import SAMPLE_SIZE
+from yolopipe.local import DEMO_DEFAULTS, LocalRunResult, run_local
+from yolopipe.local.runner import SAMPLE_SIZE
 from yolopipe_shared.errors import YolopipeError
 from yolopipe_shared.parameters import BY_NAME
 
 
 def run_demo(argv: Sequence[str] | None = None, *, echo: Callable[[str], None] | None = print) -> LocalRunResult:
     """Parse the demo's options and run it; the result is what the summary shows."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m yolopipe.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=DEMO_DEFAULTS["Epochs"])
     parser.add_argument("--imgsz", type=int, default=DEMO_DEFAULTS["ImageSize"])

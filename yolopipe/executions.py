@@ -1,7 +1,7 @@
 """Pipelines and their executions, as plain functions a notebook can call.
 
 Each takes boto3 clients (`sagemaker`, `s3`) so the same code runs against AWS, the local
-emulator or moto. Failures surface as domain errors through `pipeline.aws.aws_errors`.
+emulator or moto. Failures surface as domain errors through `yolopipe.aws.aws_errors`.
 
     list_pipelines(sm) / list_executions(sm, pipeline)
     plan_run(...) -> RunRequest; start_run(sm, request) -> execution ARN

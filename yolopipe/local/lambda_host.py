@@ -1,4 +1,4 @@
-"""Run one Lambda handler once, in this fresh process: `python -m pipeline.local.lambda_host
+"""Run one Lambda handler once, in this fresh process: `python -m yolopipe.local.lambda_host
 MODULE_PATH HANDLER RESULT_FILE < event.json`.
 
 What the Lambda runtime does for a Python function: the code folder on sys.path, the module

@@ -1,5 +1,0 @@
-"""`python -m pipeline.local [DATASET]`: see pipeline.local.runner.main."""
-
-from .runner import main
-
-raise SystemExit(main())

@@ -1,0 +1,7 @@
+"""`python -m yolopipe ...` is `yolopipe ...`."""
+
+import sys
+
+from yolopipe.cli import main
+
+sys.exit(main())
