@@ -22,16 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from yolopipe_shared import evaluation, parameters
+from yolopipe_shared import evaluation, layout, parameters
+from yolopipe_shared import execution_report as read
 from yolopipe_shared.errors import ExecutionNotFound, ParameterError, YolopipeError
-from yolopipe_shared.execution_report import parse_time, pipeline_name_from_arn
+from yolopipe_shared.execution_report import ExecutionStatus, Step, iso, parse_time, pipeline_name_from_arn, reason
 from yolopipe_shared.parameters import Value
 
 from .aws import aws_errors
 
-TERMINAL = ("Succeeded", "Failed", "Stopped")
+__all__ = ["ExecutionStatus", "Step"]
+
 _DISPLAY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}")
-_EVALUATION_MAX_BYTES = 4 * 1024 * 1024
 
 
 # --- pipelines ---------------------------------------------------------------------------------
@@ -48,8 +49,8 @@ def list_pipelines(sm: Any) -> list[dict[str, Any]]:
                 found.append({
                     "name": item.get("PipelineName", ""),
                     "arn": item.get("PipelineArn", ""),
-                    "created": _iso(item.get("CreationTime")),
-                    "last_execution": _iso(item.get("LastExecutionTime")),
+                    "created": iso(item.get("CreationTime")),
+                    "last_execution": iso(item.get("LastExecutionTime")),
                     "description": item.get("PipelineDescription") or "",
                 })
             token = page.get("NextToken")
@@ -117,7 +118,7 @@ def dataset_uri(dataset: str, bucket: Callable[[], str] | None = None) -> str:
             raise ParameterError(f"--dataset {dataset!r}: give s3://<bucket>/datasets/<name>/ or a dataset name")
         if bucket is None:
             raise ParameterError(f"--dataset {dataset!r}: give the full s3:// URI")
-        text = f"s3://{bucket()}/datasets/{text}/"
+        text = layout.dataset_uri(bucket(), text)
     return text if text.endswith("/") else text + "/"
 
 
@@ -152,18 +153,17 @@ def check_dataset(s3: Any, uri: str) -> str:
     return the data.yaml's version (versionId, else ETag): the run's DatasetVersion, as the trigger sets it."""
     from botocore.exceptions import ClientError
 
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    bucket, prefix = layout.split_s3_uri(uri)
     with aws_errors(what=f"bucket {bucket!r}"):
         try:
-            head = s3.head_object(Bucket=bucket, Key=f"{prefix}data.yaml")
+            head = s3.head_object(Bucket=bucket, Key=f"{prefix}{layout.MARKER_FILE}")
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
                 raise
             raise DatasetMissing(
                 f"no data.yaml at {uri}: upload the dataset first (`yolopipe upload PATH --name NAME`)"
             ) from error
-    version = head.get("VersionId")
-    return str(version if version and version != "null" else head.get("ETag", "")).strip('"')
+    return layout.dataset_version(head.get("VersionId"), head.get("ETag"))
 
 
 class DatasetMissing(YolopipeError):
@@ -192,9 +192,9 @@ def list_executions(sm: Any, pipeline: str, *, limit: int = 20) -> list[dict[str
                     "arn": item.get("PipelineExecutionArn", ""),
                     "id": str(item.get("PipelineExecutionArn", "")).rsplit("/", 1)[-1],
                     "status": item.get("PipelineExecutionStatus", ""),
-                    "started": _iso(item.get("StartTime")),
+                    "started": iso(item.get("StartTime")),
                     "display_name": item.get("PipelineExecutionDisplayName") or "",
-                    "failure_reason": _reason(item.get("PipelineExecutionFailureReason")),
+                    "failure_reason": reason(item.get("PipelineExecutionFailureReason")),
                 })
             token = page.get("NextToken")
             if not token:
@@ -245,8 +245,7 @@ def wait_for_execution(
                 continue
             checked.add(row["arn"])
             with aws_errors(what=f"execution {row['id']!r}"):
-                items = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=row["arn"])
-            values = parameters.from_execution_parameters(items.get("PipelineParameters") or [])
+                values = read.execution_parameters(sm, row["arn"])
             if str(values.get("DatasetS3Uri", "")).rstrip("/") == dataset_uri.rstrip("/"):
                 return str(row["arn"])
         if time.monotonic() >= deadline:
@@ -255,105 +254,15 @@ def wait_for_execution(
 
 
 def describe_execution(sm: Any, arn: str) -> dict[str, Any]:
-    with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
-        return dict(sm.describe_pipeline_execution(PipelineExecutionArn=arn))
+    with aws_errors(what=f"execution {read.execution_id(arn)!r}"):
+        return read.describe(sm, arn)
 
 
 # --- status and steps --------------------------------------------------------------------------
 
-@dataclass
-class Step:
-    name: str
-    type: str
-    status: str
-    started: datetime | None
-    ended: datetime | None
-    failure_reason: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def elapsed_s(self) -> float | None:
-        if self.started is None:
-            return None
-        return max(0.0, ((self.ended or datetime.now(UTC)) - self.started).total_seconds())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "status": self.status, "started": _iso(self.started),
-                "ended": _iso(self.ended), "elapsed_s": _round(self.elapsed_s), "failure_reason": self.failure_reason}
-
-
-@dataclass
-class ExecutionStatus:
-    arn: str
-    status: str
-    display_name: str
-    started: datetime | None
-    ended: datetime | None
-    failure_reason: str
-    steps: list[Step]
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL
-
-    @property
-    def elapsed_s(self) -> float | None:
-        if self.started is None:
-            return None
-        end = self.ended if self.done else None
-        return max(0.0, ((end or datetime.now(UTC)) - self.started).total_seconds())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"arn": self.arn, "status": self.status, "display_name": self.display_name,
-                "started": _iso(self.started), "ended": _iso(self.ended), "elapsed_s": _round(self.elapsed_s),
-                "failure_reason": self.failure_reason, "steps": [s.to_dict() for s in self.steps]}
-
-
-_STEP_TYPES = {"TrainingJob": "Training", "ProcessingJob": "Processing", "Condition": "Condition",
-               "RegisterModel": "RegisterModel", "Fail": "Fail", "Model": "Model", "TransformJob": "Transform",
-               "Lambda": "Lambda", "QualityCheck": "QualityCheck", "ClarifyCheck": "ClarifyCheck"}
-
-
-def list_steps(sm: Any, arn: str) -> list[Step]:
-    """The execution's steps in the order they started."""
-    raw: list[dict[str, Any]] = []
-    with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
-        token: str | None = None
-        while True:
-            page = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn, SortOrder="Ascending",
-                                                    **({"NextToken": token} if token else {}))
-            raw.extend(page.get("PipelineExecutionSteps") or [])
-            token = page.get("NextToken")
-            if not token:
-                break
-    steps = []
-    for item in raw:
-        metadata = dict(item.get("Metadata") or {})
-        kind = next((_STEP_TYPES[k] for k in metadata if k in _STEP_TYPES), "")
-        steps.append(Step(
-            name=str(item.get("StepDisplayName") or item.get("StepName") or ""),
-            type=kind,
-            status=str(item.get("StepStatus") or ""),
-            started=parse_time(item.get("StartTime")),
-            ended=parse_time(item.get("EndTime")),
-            failure_reason=_reason(item.get("FailureReason") or (metadata.get("Fail") or {}).get("ErrorMessage")),
-            metadata=metadata,
-        ))
-    return steps
-
-
 def execution_status(sm: Any, arn: str) -> ExecutionStatus:
-    described = describe_execution(sm, arn)
-    status = str(described.get("PipelineExecutionStatus") or "")
-    return ExecutionStatus(
-        arn=arn,
-        status=status,
-        display_name=str(described.get("PipelineExecutionDisplayName") or ""),
-        started=parse_time(described.get("CreationTime")),
-        ended=parse_time(described.get("LastModifiedTime")) if status in TERMINAL else None,
-        failure_reason=_reason(described.get("FailureReason")),
-        steps=list_steps(sm, arn),
-    )
+    with aws_errors(what=f"execution {read.execution_id(arn)!r}"):
+        return read.execution_status(sm, arn)
 
 
 def watch(
@@ -384,7 +293,7 @@ class WatchTimeout(YolopipeError):
 def stop(sm: Any, arn: str) -> str:
     """Ask SageMaker to stop the execution; returns the status right after the request."""
     current = describe_execution(sm, arn)
-    if current.get("PipelineExecutionStatus") in TERMINAL:
+    if current.get("PipelineExecutionStatus") in layout.TERMINAL_STATUSES:
         return str(current["PipelineExecutionStatus"])
     with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
         sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=uuid.uuid4().hex)
@@ -397,17 +306,8 @@ def report(sm: Any, s3: Any, arn: str) -> dict[str, Any]:
     """Everything to judge one execution: status, parameters, step table, metrics, per-class
     metrics (evaluation.json), model package and its approval status, artifact URIs."""
     status = execution_status(sm, arn)
-    with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
-        items: list[dict[str, str]] = []
-        token: str | None = None
-        while True:
-            page = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn,
-                                                             **({"NextToken": token} if token else {}))
-            items.extend(page.get("PipelineParameters") or [])
-            token = page.get("NextToken")
-            if not token:
-                break
-    values = {**parameters.defaults(), **parameters.from_execution_parameters(items)}
+    with aws_errors(what=f"execution {read.execution_id(arn)!r}"):
+        values = {**parameters.defaults(), **read.execution_parameters(sm, arn)}
     artifacts: dict[str, str] = {}
     evaluation_doc: dict[str, Any] = {}
     model_package: dict[str, Any] = {}
@@ -428,9 +328,10 @@ def report(sm: Any, s3: Any, arn: str) -> dict[str, Any]:
                     continue
                 artifacts[f"{step.name}.{output.get('OutputName', 'output')}"] = str(uri)
                 if output.get("OutputName") == evaluation.EVALUATION_OUTPUT_NAME and not evaluation_doc:
-                    evaluation_doc = _read_evaluation(s3, str(uri))
+                    with aws_errors():
+                        evaluation_doc = read.read_evaluation(s3, str(uri))
                     if evaluation_doc:
-                        artifacts["evaluation.json"] = f"{str(uri).rstrip('/')}/{evaluation.EVALUATION_FILE}"
+                        artifacts[evaluation.EVALUATION_FILE] = read.evaluation_file_uri(str(uri))
         if "RegisterModel" in step.metadata:
             package_arn = str(step.metadata["RegisterModel"].get("Arn") or "")
             model_package = {"arn": package_arn, **_describe_package(sm, package_arn)}
@@ -438,7 +339,7 @@ def report(sm: Any, s3: Any, arn: str) -> dict[str, Any]:
         "pipeline": pipeline_name_from_arn(arn),
         **status.to_dict(),
         "parameters": values,
-        "metrics": evaluation.headline_metrics(evaluation_doc) if evaluation_doc else {},
+        "metrics": read.finite_headline_metrics(evaluation_doc),
         "per_class": list(evaluation_doc.get("per_class") or []),
         "evaluation_split": evaluation_doc.get("split"),
         "model_package": model_package,
@@ -476,38 +377,3 @@ def _describe_package(sm: Any, package_arn: str) -> dict[str, Any]:
         "approval_status": described.get("ModelApprovalStatus", ""),
         "model_data": containers[0].get("ModelDataUrl", "") if containers else "",
     }
-
-
-def _read_evaluation(s3: Any, uri: str) -> dict[str, Any]:
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    key = f"{prefix.rstrip('/')}/{evaluation.EVALUATION_FILE}" if prefix else evaluation.EVALUATION_FILE
-    from botocore.exceptions import ClientError
-
-    with aws_errors():
-        try:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(_EVALUATION_MAX_BYTES)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
-                return {}
-            raise
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
-
-
-# --- small helpers -----------------------------------------------------------------------------
-
-def _iso(value: Any) -> str | None:
-    moment = parse_time(value)
-    return moment.isoformat(timespec="seconds") if moment else None
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-def _reason(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return "" if text == "None" else text  # moto writes str(None)

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .executor import LocalExecutor
+    from .scheduler import LocalExecutor
 
 ACCOUNT_ID = "123456789012"
 #: Where `yolopipe local serve` listens (moto's own default port); the CLI's --local reads it.
@@ -73,6 +73,10 @@ class PipelinesMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         service, _, action = target.partition(".")
+        if service == "SageMaker" and action in ("CreatePipeline", "UpdatePipeline"):
+            refused = self._strict_refusal(environ, action)
+            if refused is not None:
+                return refused(start_response)
         if service != "SageMaker" or action not in self.handlers:
             return self.app(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -98,6 +102,35 @@ class PipelinesMiddleware:
         return [data]
 
     # --- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _strict_refusal(environ: dict[str, Any], action: str) -> Callable[[Callable[..., Any]], list[bytes]] | None:
+        """AWS's checks on the request (steps included), for clients made without strict.install()."""
+        from moto.s3.models import s3_backends
+
+        from .strict import json_request_refusal
+
+        def fetch(location: Any) -> str:
+            key = s3_backends[ACCOUNT_ID]["aws"].get_object(location["Bucket"], location["ObjectKey"],
+                                                           location.get("VersionId"))
+            return key.value.decode("utf-8")  # type: ignore[union-attr]
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        match = _REGION_IN_AUTH.search(environ.get("HTTP_AUTHORIZATION", ""))
+        error = json_request_refusal("sagemaker", action, body, region=match.group(1) if match else "us-east-1",
+                                     fetch_definition=fetch)
+        if error is None:
+            return None
+        data = json.dumps(error).encode()
+
+        def respond(start_response: Callable[..., Any]) -> list[bytes]:
+            start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1"),
+                                               ("Content-Length", str(len(data))), ("x-amzn-RequestId", "local")])
+            return [data]
+
+        return respond
 
     def _executor(self) -> LocalExecutor:
         if self.executor is None:
@@ -135,7 +168,7 @@ class PipelinesMiddleware:
         return describe
 
     def start_pipeline_execution(self, request: dict[str, Any], region: str) -> dict[str, Any]:
-        from .executor import ExecutionValidationError
+        from .scheduler import ExecutionValidationError
 
         pipeline = self._pipeline(request.get("PipelineName", ""), region)
         token = request.get("ClientRequestToken")
@@ -221,6 +254,9 @@ class Emulator:
         )
         from werkzeug.serving import make_server
 
+        from .strict import install
+
+        install()  # this process's clients (runner, serve, executor) refuse what AWS refuses
         _internal.models.moto_api_backend.reset()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self.middleware = PipelinesMiddleware(DomainDispatcherApplication(create_backend_app))

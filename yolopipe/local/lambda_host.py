@@ -43,6 +43,9 @@ def main(argv: list[str]) -> int:
     event = json.load(sys.stdin)
     sys.path.insert(0, str(module_path.parent))
     context = LambdaContext(os.environ.get("AWS_LAMBDA_FUNCTION_NAME", module_path.parent.name), timeout)
+    from .strict import install
+
+    install()  # before the module builds its clients: they refuse what AWS refuses
     try:
         spec = importlib.util.spec_from_file_location(module_path.stem, module_path)
         assert spec is not None and spec.loader is not None

@@ -28,11 +28,12 @@ from urllib.parse import quote_plus
 
 from yolopipe_shared import parameters
 from yolopipe_shared.errors import YolopipeError
+from yolopipe_shared.layout import TERMINAL_STATUSES
 
 from . import sinks
 from .emulator import Emulator
-from .executor import TERMINAL, Execution, LocalExecutor, short_reason
 from .lambdas import InvocationFailed, invoke
+from .scheduler import Execution, LocalExecutor, short_reason
 from .stack import REPO_ROOT, FunctionSpec, LocalStack, create_stack, function_spec
 
 Echo = Callable[[str], None]
@@ -411,7 +412,7 @@ def _deliver_until_done(executor: LocalExecutor, arn: str, events: queue.Queue[d
         result.emails += emails
         log(f"execution status {status}: notifier sent {len(messages)} Slack message(s), {len(emails)} email(s)")
         _show(say, messages, emails)
-        if status in TERMINAL:
+        if status in TERMINAL_STATUSES:
             return executor.wait(arn, 5)
 
 

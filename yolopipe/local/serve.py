@@ -23,9 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from yolopipe_shared.layout import TERMINAL_STATUSES
+
 from . import sinks
 from .emulator import Emulator
-from .executor import TERMINAL, LocalExecutor
 from .lambdas import InvocationFailed, invoke
 from .runner import (
     _STACK_PROPERTIES,
@@ -39,6 +40,7 @@ from .runner import (
     deploy_pipeline,
     s3_marker_event,
 )
+from .scheduler import LocalExecutor
 from .stack import LocalStack, create_stack, function_spec
 
 Echo = Callable[[str], None]
@@ -179,7 +181,7 @@ class LocalServer:
             log(f"execution {arn.rsplit('/', 1)[-1]} {status}")
             _show(self.say, receiver.take() if receiver else [], inbox.take())
             execution = executor.get(arn)
-            if status in TERMINAL and execution is not None:
+            if status in TERMINAL_STATUSES and execution is not None:
                 execution.finished.wait(5)
                 result = LocalRunResult(dataset=execution.display_name, dataset_uri="", outcome="started",
                                         status=execution.status, execution_arn=arn)

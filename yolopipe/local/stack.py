@@ -137,6 +137,13 @@ class LocalStack:
             parameter = ((self.template.get("Parameters") or {}).get(ref) or {}).get("Default")
             if parameter is not None:
                 return str(parameter)
+        if isinstance(value, dict) and set(value) == {"Fn::Join"}:
+            # `!Join [",", !Ref SomeList]`: a CommaDelimitedList's default is one comma-separated string.
+            separator, items = value["Fn::Join"]
+            if isinstance(items, list) and all(isinstance(item, str) for item in items):
+                return str(separator).join(items)
+            listed = self._resolve(name, items)
+            return None if listed is None else str(separator).join(listed.split(","))
         return self._by_variable().get(name)
 
     def environment(self, spec: FunctionSpec) -> dict[str, str]:

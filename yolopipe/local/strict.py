@@ -29,15 +29,25 @@ import json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 import regex
 from botocore import handlers as botocore_handlers
 from botocore.exceptions import ClientError
-from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StringShape, StructureShape
+from botocore.model import (
+    ListShape,
+    MapShape,
+    OperationModel,
+    OperationNotFoundError,
+    ServiceModel,
+    Shape,
+    StringShape,
+    StructureShape,
+)
 
 from . import expressions
 
@@ -177,6 +187,7 @@ def _matcher(pattern: str) -> Callable[[str], Any] | None:
 #: check(value, path, violations): appends what `value` (at `path`) breaks.
 Check = Callable[[Any, str, list[Violation]], None]
 _CHECKS: dict[tuple[str, str, str], Check] = {}
+_COMPILING = threading.RLock()
 
 
 def _lower_first(name: str) -> str:
@@ -210,12 +221,15 @@ def _check_for(shape: Shape, service: ServiceModel) -> Check:
     key = (service.service_name, service.api_version, shape.name)
     check = _CHECKS.get(key)
     if check is None:
-        # Recursive shapes (DynamoDB's AttributeValue...) reach themselves while compiling.
-        cell: list[Check] = []
-        _CHECKS[key] = lambda value, path, out: cell[0](value, path, out)
-        check = _compile(shape, service)
-        cell.append(check)
-        _CHECKS[key] = check
+        with _COMPILING:  # the emulator serves from threads
+            check = _CHECKS.get(key)
+            if check is None:
+                # Recursive shapes (DynamoDB's AttributeValue...) reach themselves while compiling.
+                cell: list[Check] = []
+                _CHECKS[key] = lambda value, path, out: cell[0](value, path, out)
+                check = _compile(shape, service)
+                cell.append(check)
+                _CHECKS[key] = check
     return check
 
 
@@ -494,7 +508,7 @@ def json_request_refusal(
     try:
         params = json.loads(body or b"{}")
         operation = _service_model(service_name).operation_model(operation_name)
-    except (ValueError, LookupError):
+    except (ValueError, LookupError, OperationNotFoundError):
         return None  # not ours to judge: the server answers as it does
     if not isinstance(params, Mapping):
         return None
@@ -659,7 +673,8 @@ def pipeline_violations(
             continue
         if name_member is not None and name_member not in request:
             request[name_member] = job_name
-        out.extend(request_violations(operation, request, region=region, path=where))
+        # botocore never sees inside the definition: every complaint here is the service's.
+        out.extend(replace(v, client_side=False) for v in request_violations(operation, request, path=where))
         scope.steps[step_name] = _step_properties(kind, request)
     return out
 
@@ -720,8 +735,18 @@ def install(events: Any = None) -> None:
         targets.append(boto3.DEFAULT_SESSION)
     for target in targets:
         emitter = _emitter(target)
-        if emitter is not None:
+        if emitter is not None and not _registered(emitter):
             emitter.register_last("before-parameter-build", before_parameter_build, unique_id=HANDLER_ID)
+
+
+def _registered(emitter: Any) -> bool:
+    """Whether the handler is already there (a session made after install() has it from botocore's list)."""
+    inner = getattr(emitter, "_emitter", emitter)  # a client's events wrap the emitter
+    inner = getattr(inner, "_events", inner)  # a botocore session holds one
+    try:
+        return before_parameter_build in inner._handlers.prefix_search("before-parameter-build")
+    except AttributeError:
+        return False
 
 
 def _emitter(target: Any) -> Any:

@@ -1,9 +1,12 @@
-"""What a pipeline execution status change means to the team: gathered from the event,
-DescribePipelineExecution, ListPipelineParametersForExecution, ListPipelineExecutionSteps (failed
-step and reason, evaluation job, registered model package) and evaluation.json.
+"""The one reader of pipeline executions: status, steps, parameters, evaluation.json and the
+registered model package, from DescribePipelineExecution, ListPipelineExecutionSteps,
+ListPipelineParametersForExecution, DescribeProcessingJob and S3. The notifier, the CLI and the
+API all read executions through it.
 
-The status event itself carries no pipeline name and no failure reason (see ARCHITECTURE).
-Enrichment is best effort: a missing evaluation.json or step list never stops the notification.
+Readers take boto3 clients and raise what botocore raises; callers decide: the CLI turns errors
+into one-line messages (yolopipe.aws.aws_errors), the notifier enriches on a best-effort basis
+(`gather_report`: a missing evaluation.json or step list never stops a notification). The status
+event itself carries no pipeline name and no failure reason, hence the API calls.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,14 +24,233 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import evaluation, parameters
 from .errors import ExecutionNotFound
+from .layout import NOTIFY_STATUSES, STEP_EVALUATE, TERMINAL_STATUSES, split_s3_uri
+
+__all__ = ["NOTIFY_STATUSES", "TERMINAL_STATUSES", "ExecutionReport", "ExecutionStatus", "Step", "gather_report"]
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_STATUSES = ("Executing", "Succeeded", "Failed", "Stopped")
-TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
-EVALUATE_STEP = "Evaluate"
-EVALUATION_MAX_BYTES = 1024 * 1024
+#: evaluation.json is a few KB (per-class rows); refuse to read more than this.
+EVALUATION_MAX_BYTES = 4 * 1024 * 1024
+#: ListPipelineExecutionSteps metadata key -> the step type it stands for.
+STEP_TYPES = {"TrainingJob": "Training", "ProcessingJob": "Processing", "Condition": "Condition",
+              "RegisterModel": "RegisterModel", "Fail": "Fail", "Model": "Model", "TransformJob": "Transform",
+              "Lambda": "Lambda", "QualityCheck": "QualityCheck", "ClarifyCheck": "ClarifyCheck"}
 
+
+# --- small readers -----------------------------------------------------------------------------
+
+def parse_time(value: Any) -> datetime | None:
+    """An API time as boto3 (datetime), an emulator (epoch seconds) or an event (ISO text) gives it; aware UTC."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def iso(value: Any) -> str | None:
+    moment = parse_time(value)
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def reason(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "" if text == "None" else text  # moto writes str(None)
+
+
+def pipeline_name_from_arn(arn: str) -> str:
+    """`arn:aws:sagemaker:r:a:pipeline/<name>[/execution/<id>]` -> `<name>`."""
+    resource = arn.split(":", 5)[-1]
+    parts = resource.split("/")
+    return parts[1] if len(parts) > 1 else resource
+
+
+def execution_id(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def pages(call: Callable[..., dict[str, Any]], items_key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a NextToken-paged SageMaker list call."""
+    token: str | None = None
+    while True:
+        page = call(**kwargs, **({"NextToken": token} if token else {}))
+        yield from page.get(items_key) or []
+        token = page.get("NextToken")
+        if not token:
+            return
+
+
+# --- one execution -----------------------------------------------------------------------------
+
+@dataclass
+class Step:
+    name: str
+    type: str
+    status: str
+    started: datetime | None
+    ended: datetime | None
+    failure_reason: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def elapsed_s(self) -> float | None:
+        if self.started is None:
+            return None
+        return max(0.0, ((self.ended or datetime.now(UTC)) - self.started).total_seconds())
+
+    def job_arn(self, kind: str) -> str:
+        """The ARN of the step's `TrainingJob` / `ProcessingJob` / `RegisterModel` ('' if none)."""
+        return str((self.metadata.get(kind) or {}).get("Arn") or "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "status": self.status, "started": iso(self.started),
+                "ended": iso(self.ended), "elapsed_s": _round(self.elapsed_s), "failure_reason": self.failure_reason}
+
+
+@dataclass
+class ExecutionStatus:
+    arn: str
+    status: str
+    display_name: str
+    started: datetime | None
+    ended: datetime | None
+    failure_reason: str
+    steps: list[Step]
+    pipeline_arn: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def elapsed_s(self) -> float | None:
+        if self.started is None:
+            return None
+        end = self.ended if self.done else None
+        return max(0.0, ((end or datetime.now(UTC)) - self.started).total_seconds())
+
+    def failed_step(self) -> tuple[str, str]:
+        """The failed step's name and its reason (a Fail step's message says e.g. `map50_95 0.41 < 0.50`)."""
+        if self.status != "Failed":
+            return "", ""
+        for step in self.steps:
+            if step.status == "Failed":
+                return step.name, step.failure_reason or self.failure_reason
+        return "", self.failure_reason
+
+    def model_package_arn(self) -> str:
+        return next((arn for arn in (s.job_arn("RegisterModel") for s in self.steps) if arn), "")
+
+    def evaluation_job_arn(self) -> str:
+        """The Evaluate step's processing job (another processing step's if it has a different name)."""
+        jobs = [s for s in self.steps if s.job_arn("ProcessingJob")]
+        jobs.sort(key=lambda s: s.name != STEP_EVALUATE)
+        return jobs[0].job_arn("ProcessingJob") if jobs else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arn": self.arn, "status": self.status, "display_name": self.display_name,
+                "started": iso(self.started), "ended": iso(self.ended), "elapsed_s": _round(self.elapsed_s),
+                "failure_reason": self.failure_reason, "steps": [s.to_dict() for s in self.steps]}
+
+
+def list_steps(sm: Any, arn: str) -> list[Step]:
+    """The execution's steps in the order they started."""
+    steps = []
+    for item in pages(sm.list_pipeline_execution_steps, "PipelineExecutionSteps",
+                      PipelineExecutionArn=arn, SortOrder="Ascending"):
+        metadata = dict(item.get("Metadata") or {})
+        steps.append(Step(
+            name=str(item.get("StepDisplayName") or item.get("StepName") or ""),
+            type=next((STEP_TYPES[k] for k in metadata if k in STEP_TYPES), ""),
+            status=str(item.get("StepStatus") or ""),
+            started=parse_time(item.get("StartTime")),
+            ended=parse_time(item.get("EndTime")),
+            # A Fail step's own message says why (`map50_95 0.41 < 0.50`); prefer it to the generic reason.
+            failure_reason=reason((metadata.get("Fail") or {}).get("ErrorMessage") or item.get("FailureReason")),
+            metadata=metadata,
+        ))
+    return steps
+
+
+def describe(sm: Any, arn: str) -> dict[str, Any]:
+    return dict(sm.describe_pipeline_execution(PipelineExecutionArn=arn))
+
+
+def execution_status(sm: Any, arn: str, *, steps: bool = True) -> ExecutionStatus:
+    return _status(arn, describe(sm, arn), list_steps(sm, arn) if steps else [])
+
+
+def _status(arn: str, described: dict[str, Any], steps: list[Step], status: str = "") -> ExecutionStatus:
+    """`status`: the one to report (an event's), else the described one."""
+    status = status or str(described.get("PipelineExecutionStatus") or "")
+    return ExecutionStatus(
+        arn=arn,
+        status=status,
+        display_name=str(described.get("PipelineExecutionDisplayName") or ""),
+        started=parse_time(described.get("CreationTime")),
+        ended=parse_time(described.get("LastModifiedTime")) if status in TERMINAL_STATUSES else None,
+        failure_reason=reason(described.get("FailureReason")),
+        steps=steps,
+        pipeline_arn=str(described.get("PipelineArn") or ""),
+    )
+
+
+def execution_parameters(sm: Any, arn: str) -> dict[str, parameters.Value]:
+    """The execution's parameter values as it was started (typed by the shared specs)."""
+    items = list(pages(sm.list_pipeline_parameters_for_execution, "PipelineParameters", PipelineExecutionArn=arn))
+    return parameters.from_execution_parameters(items)
+
+
+def evaluation_output_uri(sm: Any, processing_job_arn: str) -> str:
+    """The S3 folder of the evaluation output of a processing job ('' if it has none)."""
+    job = sm.describe_processing_job(ProcessingJobName=execution_id(processing_job_arn))
+    for output in (job.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        if output.get("OutputName") == evaluation.EVALUATION_OUTPUT_NAME and output.get("S3Output"):
+            return str(output["S3Output"]["S3Uri"])
+    return ""
+
+
+def evaluation_file_uri(output_uri: str) -> str:
+    return f"{output_uri.rstrip('/')}/{evaluation.EVALUATION_FILE}"
+
+
+def read_evaluation(s3: Any, output_uri: str) -> dict[str, Any]:
+    """evaluation.json from an evaluation output folder; {} when it is absent or not a JSON object
+    (a list, a string, NaN, nesting too deep, more than EVALUATION_MAX_BYTES: no metrics, never an error)."""
+    bucket, key = split_s3_uri(evaluation_file_uri(output_uri))
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(EVALUATION_MAX_BYTES + 1)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+            return {}
+        raise
+    if len(body) > EVALUATION_MAX_BYTES:
+        logger.warning("%s is larger than %d bytes: ignored", evaluation.EVALUATION_FILE, EVALUATION_MAX_BYTES)
+        return {}
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def finite_headline_metrics(document: dict[str, Any]) -> dict[str, float]:
+    """The headline metrics of an evaluation.json, finite values only ({} for a malformed one)."""
+    try:
+        metrics = evaluation.headline_metrics(document) if document else {}
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return {}
+    return {name: value for name, value in metrics.items() if math.isfinite(value)}
+
+
+# --- what a status change means to the team (the notifier) -------------------------------------
 
 @dataclass(frozen=True)
 class ExecutionReport:
@@ -66,31 +289,16 @@ class ExecutionReport:
 
     @property
     def console_url(self) -> str:
-        execution_id = self.execution_arn.rsplit("/", 1)[-1]
         return (f"https://{self.region}.console.aws.amazon.com/sagemaker/home?region={self.region}"
-                f"#/pipelines/{quote(self.pipeline_name)}/executions/{quote(execution_id)}")
+                f"#/pipelines/{quote(self.pipeline_name)}/executions/{quote(execution_id(self.execution_arn))}")
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An API time as boto3 (datetime), an emulator (epoch seconds) or an event (ISO text) gives it; aware UTC."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
-def pipeline_name_from_arn(arn: str) -> str:
-    """`arn:aws:sagemaker:r:a:pipeline/<name>[/execution/<id>]` -> `<name>`."""
-    resource = arn.split(":", 5)[-1]
-    parts = resource.split("/")
-    return parts[1] if len(parts) > 1 else resource
+def _best_effort(what: str, read: Callable[[], Any], default: Any) -> Any:
+    try:
+        return read()
+    except (ClientError, BotoCoreError, NotImplementedError, ValueError) as error:
+        logger.warning("could not read the execution's %s: %s", what, type(error).__name__)
+        return default
 
 
 def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: str) -> ExecutionReport:
@@ -98,111 +306,42 @@ def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: st
     arn = str(detail["pipelineExecutionArn"])
     status = str(detail.get("currentPipelineExecutionStatus", ""))
     try:
-        described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
+        described = describe(sagemaker, arn)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("ResourceNotFound", "ValidationException"):
             raise ExecutionNotFound(f"pipeline execution {arn} does not exist") from error
         raise
-    steps = _steps(sagemaker, arn)
-    failed_step, reason = _failure(steps, status, str(described.get("FailureReason") or ""))
-    report = ExecutionReport(
+    steps = _best_effort("steps", lambda: list_steps(sagemaker, arn), [])
+    execution = _status(arn, described, steps, status)  # the status this event announces
+    failed_step, failure_reason = execution.failed_step()
+    values = _best_effort("parameters", lambda: execution_parameters(sagemaker, arn), {})
+    metrics: dict[str, float] = {}
+    if status == "Succeeded" and execution.evaluation_job_arn():
+        def read_metrics() -> dict[str, float]:
+            output = evaluation_output_uri(sagemaker, execution.evaluation_job_arn())
+            return finite_headline_metrics(read_evaluation(s3, output)) if output else {}
+        metrics = _best_effort(evaluation.EVALUATION_FILE, read_metrics, {})
+    return ExecutionReport(
         status=status,
-        pipeline_name=pipeline_name_from_arn(str(described.get("PipelineArn") or detail.get("pipelineArn") or arn)),
+        pipeline_name=pipeline_name_from_arn(execution.pipeline_arn or str(detail.get("pipelineArn") or arn)),
         execution_arn=arn,
-        display_name=str(detail.get("pipelineExecutionDisplayName") or described.get("PipelineExecutionDisplayName")
-                         or ""),
+        display_name=str(detail.get("pipelineExecutionDisplayName") or execution.display_name),
         region=region,
-        started=parse_time(detail.get("executionStartTime")) or parse_time(described.get("CreationTime")),
-        ended=(parse_time(detail.get("executionEndTime")) or parse_time(described.get("LastModifiedTime"))
-               if status in TERMINAL_STATUSES else None),
-        parameters=_parameters(sagemaker, arn),
-        metrics=_metrics(sagemaker, s3, steps) if status == "Succeeded" else {},
-        model_package_arn=_model_package(steps),
+        dataset_uri=str(values.get("DatasetS3Uri", "")),
+        started=parse_time(detail.get("executionStartTime")) or execution.started,
+        ended=(parse_time(detail.get("executionEndTime")) or execution.ended) if execution.done else None,
+        parameters=values,
+        metrics=metrics,
+        model_package_arn=execution.model_package_arn(),
         failed_step=failed_step,
-        failure_reason=reason,
+        failure_reason=failure_reason,
     )
-    dataset_uri = str(report.parameters.get("DatasetS3Uri", ""))
-    return ExecutionReport(**{**report.__dict__, "dataset_uri": dataset_uri})
 
 
 def described_status(sagemaker: Any, arn: str) -> str:
     """The execution's status now (events can arrive late or out of order)."""
-    return str(sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn).get("PipelineExecutionStatus", ""))
+    return describe(sagemaker, arn).get("PipelineExecutionStatus", "") or ""
 
 
-def _parameters(sagemaker: Any, arn: str) -> dict[str, parameters.Value]:
-    items: list[dict[str, str]] = []
-    token: str | None = None
-    try:
-        while True:
-            kwargs = {"PipelineExecutionArn": arn, **({"NextToken": token} if token else {})}
-            page = sagemaker.list_pipeline_parameters_for_execution(**kwargs)
-            items.extend(page.get("PipelineParameters") or [])
-            token = page.get("NextToken")
-            if not token:
-                break
-    except (ClientError, BotoCoreError) as error:
-        logger.warning("could not list the execution's parameters: %s", type(error).__name__)
-    return parameters.from_execution_parameters(items)
-
-
-def _steps(sagemaker: Any, arn: str) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = []
-    token: str | None = None
-    try:
-        while True:
-            kwargs = {"PipelineExecutionArn": arn, "SortOrder": "Ascending", **({"NextToken": token} if token else {})}
-            page = sagemaker.list_pipeline_execution_steps(**kwargs)
-            steps.extend(page.get("PipelineExecutionSteps") or [])
-            token = page.get("NextToken")
-            if not token:
-                break
-    except (ClientError, BotoCoreError, NotImplementedError) as error:
-        logger.warning("could not list the execution's steps: %s", type(error).__name__)
-    return steps
-
-
-def _failure(steps: list[dict[str, Any]], status: str, execution_reason: str) -> tuple[str, str]:
-    """The failed step's name and its reason (a Fail step's message says e.g. `map50_95 0.41 < 0.50`)."""
-    if status != "Failed":
-        return "", ""
-    for step in steps:
-        if step.get("StepStatus") == "Failed":
-            fail_meta = (step.get("Metadata") or {}).get("Fail") or {}
-            reason = str(fail_meta.get("ErrorMessage") or step.get("FailureReason") or execution_reason)
-            return str(step.get("StepDisplayName") or step.get("StepName") or ""), reason
-    return "", execution_reason
-
-
-def _model_package(steps: list[dict[str, Any]]) -> str:
-    for step in steps:
-        arn = ((step.get("Metadata") or {}).get("RegisterModel") or {}).get("Arn")
-        if arn:
-            return str(arn)
-    return ""
-
-
-def _metrics(sagemaker: Any, s3: Any, steps: list[dict[str, Any]]) -> dict[str, float]:
-    """Headline metrics from the Evaluate step's evaluation.json ({} when it cannot be read)."""
-    jobs = [(s.get("StepName"), ((s.get("Metadata") or {}).get("ProcessingJob") or {}).get("Arn")) for s in steps]
-    jobs = [(name, job) for name, job in jobs if job]
-    jobs.sort(key=lambda item: item[0] != EVALUATE_STEP)
-    if not jobs:
-        return {}
-    job_name = str(jobs[0][1]).rsplit("/", 1)[-1]
-    try:
-        job = sagemaker.describe_processing_job(ProcessingJobName=job_name)
-        outputs = (job.get("ProcessingOutputConfig") or {}).get("Outputs") or []
-        uris = [o["S3Output"]["S3Uri"] for o in outputs
-                if o.get("OutputName") == evaluation.EVALUATION_OUTPUT_NAME and o.get("S3Output")]
-        if not uris:
-            return {}
-        bucket, _, prefix = str(uris[0]).removeprefix("s3://").partition("/")
-        key = f"{prefix.rstrip('/')}/{evaluation.EVALUATION_FILE}" if prefix else evaluation.EVALUATION_FILE
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(EVALUATION_MAX_BYTES)
-        document = json.loads(body)  # a list, a string, NaN, nesting too deep: no metrics, never an error
-        metrics = evaluation.headline_metrics(document) if isinstance(document, dict) else {}
-        return {name: value for name, value in metrics.items() if math.isfinite(value)}
-    except (ClientError, BotoCoreError, ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as error:
-        logger.warning("could not read %s: %s", evaluation.EVALUATION_FILE, type(error).__name__)
-        return {}
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -199,7 +199,7 @@ def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     `poor` (0.25, fails the 0.5 gate) and `slow` (training sleeps a minute, to be stopped).
     The CLI reaches it through --endpoint-url, like any AWS-compatible endpoint."""
     from yolopipe.local.emulator import Emulator
-    from yolopipe.local.executor import LocalExecutor
+    from yolopipe.local.scheduler import LocalExecutor
 
     with Emulator() as emulator:
         for name, value in emulator.environment().items():

@@ -17,7 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from yolopipe.local.emulator import Emulator
-from yolopipe.local.executor import LocalExecutor, toolkit_args
+from yolopipe.local.jobs import toolkit_args
+from yolopipe.local.scheduler import LocalExecutor
 
 BUCKET = "yolopipe-unit-local"
 ROLE = "arn:aws:iam::123456789012:role/unit"
