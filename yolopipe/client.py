@@ -3,7 +3,7 @@
     from yolopipe.client import Yolopipe
 
     yp = Yolopipe(profile="ml", region="eu-west-1")        # or Yolopipe(local=True)
-    yp.validate("./shapes").ok
+    yp.validate("./shapes").ok                             # the trigger's checks, yolopipe.yaml included
     yp.upload("./shapes", "shapes")                         # data.yaml last: the trigger starts training
     arn = yp.run("shapes", epochs=50, model_variant="s")    # any parameter, checked before any call
     yp.watch(arn, on_update=print)                          # until it ends; returns its final status
@@ -24,7 +24,7 @@ from typing import Any
 from yolopipe_shared.parameters import Value
 
 from . import executions as ex
-from .aws import Aws, Settings
+from .aws import Aws, Settings, aws_errors
 from .executions import ExecutionStatus
 
 
@@ -47,11 +47,18 @@ class Yolopipe:
                                      stack=stack, bucket=bucket, pipeline=pipeline)
         self.aws = Aws(settings, session=session)
 
+    @classmethod
+    def from_settings(cls, settings: Settings, *, session: Any = None) -> Yolopipe:
+        client = cls.__new__(cls)
+        client.aws = Aws(settings, session=session)
+        return client
+
     @property
     def _sm(self) -> Any:
         return self.aws.client("sagemaker")
 
-    def _arn(self, execution: str) -> str:
+    def resolve(self, execution: str) -> str:
+        """An execution ARN from an ARN, an execution id of the stack's pipeline, or `latest`."""
         pipeline = "" if execution.startswith("arn:") else self.aws.pipeline_name()
         return ex.find_execution(self._sm, pipeline, execution)
 
@@ -59,11 +66,11 @@ class Yolopipe:
 
     @staticmethod
     def validate(path: str | Path, *, label_sample: int | None = None) -> Any:
-        """The trigger's rules on a local folder: a ValidationReport (`.ok`, `.problems`, `.summary()`)."""
-        from yolopipe_shared.dataset_sources import LocalDatasetSource
-        from yolopipe_shared.validate import validate_dataset
+        """The trigger's checks on a local folder (dataset rules and yolopipe.yaml): a
+        ValidationReport (`.ok`, `.problems`, `.summary()`)."""
+        from .datasets.validate import check_dataset_folder
 
-        return validate_dataset(LocalDatasetSource(path), label_sample=label_sample)
+        return check_dataset_folder(path, label_sample=label_sample)
 
     @staticmethod
     def convert(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Any:
@@ -72,54 +79,82 @@ class Yolopipe:
 
         return convert(fmt, src, dst, **options)
 
+    def plan_upload(self, path: str | Path, name: str, *, workers: int = 32) -> Any:
+        """What `upload` would send (an UploadPlan: to_send, up_to_date, stale_keys); sends nothing."""
+        from .upload import plan_upload
+
+        with aws_errors(what=f"bucket {self.aws.bucket()!r}"):
+            return plan_upload(self.aws.client("s3", max_pool_connections=workers), path, self.aws.bucket(), name)
+
     def upload(self, path: str | Path, name: str, *, trigger: bool = True, delete_stale: bool = False,
-               workers: int = 32, validate: bool = True) -> Any:
-        """Validate, then upload to s3://<bucket>/datasets/<name>/ with data.yaml last: an UploadResult."""
+               workers: int = 32, validate: bool = True, plan: Any = None,
+               progress: Callable[[int, int], None] | None = None) -> Any:
+        """Validate (the trigger's checks), then upload to s3://<bucket>/datasets/<name>/ with
+        data.yaml last: an UploadResult. DatasetRejected before anything is sent."""
         from .upload import upload_dataset
 
         if validate:
             self.validate(path).raise_if_rejected()
-        return upload_dataset(self.aws.client("s3", max_pool_connections=workers), path, self.aws.bucket(), name,
-                              trigger=trigger, delete_stale=delete_stale, workers=workers)
+        with aws_errors(what=f"bucket {self.aws.bucket()!r}"):
+            return upload_dataset(self.aws.client("s3", max_pool_connections=workers), path, self.aws.bucket(), name,
+                                  trigger=trigger, delete_stale=delete_stale, workers=workers, plan=plan,
+                                  progress=progress)
+
+    def wait_for_trigger(self, dataset_uri: str, *, since: Any, timeout: float = 120.0) -> str | None:
+        """The execution the trigger starts for an uploaded dataset, or None within `timeout` seconds."""
+        return ex.wait_for_execution(self._sm, self.aws.pipeline_name(), dataset_uri, since=since, timeout=timeout)
 
     # --- pipelines and executions ----------------------------------------------------------
 
     def pipelines(self) -> list[dict[str, Any]]:
         return ex.list_pipelines(self._sm)
 
-    def run(self, dataset: str, *, display_name: str | None = None, dry_run: bool = False,
-            **parameters: Value) -> str | dict[str, Any]:
-        """Start the pipeline on `dataset` (s3:// URI or a dataset name) with any parameter
-        (`epochs=50`, `model_variant="s"`...): the execution ARN, or the request if `dry_run`."""
+    def plan_run(self, dataset: str, *, display_name: str | None = None, **parameters: Value) -> ex.RunRequest:
+        """The StartPipelineExecution request for `dataset` (s3:// URI or a dataset name) with any
+        parameter (`epochs=50`, `model_variant="s"`...), every value checked, the dataset's data.yaml
+        found and its version pinned (as the trigger does). Starts nothing."""
         request = ex.plan_run(self.aws.pipeline_name(), dataset, parameters, bucket=self.aws.bucket,
-                                      display_name=display_name)
+                              display_name=display_name)
         version = ex.check_dataset(self.aws.client("s3"), str(request.parameters["DatasetS3Uri"]))
         request.parameters.setdefault("DatasetVersion", version)
+        return request
+
+    def run(self, dataset: str, *, display_name: str | None = None, dry_run: bool = False,
+            **parameters: Value) -> str | dict[str, Any]:
+        """Start the pipeline (see `plan_run`): the execution ARN, or with `dry_run` what would
+        start (every effective parameter value and the API request)."""
+        request = self.plan_run(dataset, display_name=display_name, **parameters)
         if dry_run:
-            return request.to_dict(ex.pipeline_defaults(self._sm, request.pipeline))
+            return {**request.to_dict(ex.pipeline_defaults(self._sm, request.pipeline)),
+                    "api_request": request.api_request()}
+        return self.start(request)
+
+    def start(self, request: ex.RunRequest) -> str:
+        """StartPipelineExecution for a planned request: the execution ARN."""
         return ex.start_run(self._sm, request)
 
     def executions(self, *, limit: int = 20) -> list[dict[str, Any]]:
         return ex.list_executions(self._sm, self.aws.pipeline_name(), limit=limit)
 
     def status(self, execution: str = "latest") -> ExecutionStatus:
-        return ex.execution_status(self._sm, self._arn(execution))
+        return ex.execution_status(self._sm, self.resolve(execution))
 
     def watch(self, execution: str = "latest", *, on_update: Callable[[ExecutionStatus], None] | None = None,
               interval: float = 10.0, timeout: float | None = None) -> ExecutionStatus:
-        return ex.watch(self._sm, self._arn(execution), on_update=on_update or (lambda _: None),
+        return ex.watch(self._sm, self.resolve(execution), on_update=on_update or (lambda _: None),
                                 interval=interval, timeout=timeout)
 
     def report(self, execution: str = "latest") -> dict[str, Any]:
-        return ex.report(self._sm, self.aws.client("s3"), self._arn(execution))
+        return ex.report(self._sm, self.aws.client("s3"), self.resolve(execution))
 
     def compare(self, *execution_refs: str) -> list[dict[str, Any]]:
-        return ex.compare(self._sm, self.aws.client("s3"), [self._arn(e) for e in execution_refs])
+        return ex.compare(self._sm, self.aws.client("s3"), [self.resolve(e) for e in execution_refs])
 
     def stop(self, execution: str) -> str:
-        return ex.stop(self._sm, self._arn(execution))
+        return ex.stop(self._sm, self.resolve(execution))
 
     def doctor(self, *, instance_type: str | None = None) -> list[Any]:
+        """Every readiness check (doctor.Check: name, status ok/warn/fail/skip, detail, fix)."""
         from .doctor import run_checks
 
         return run_checks(self.aws, instance_type=instance_type)

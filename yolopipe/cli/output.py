@@ -1,0 +1,120 @@
+"""What the CLI prints: exit codes, tables, JSON, the live status view and the progress bar.
+Commands compute nothing here; they hand over what the API returned."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from yolopipe_shared import parameters
+
+if TYPE_CHECKING:
+    from yolopipe_shared.execution_report import ExecutionStatus
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # dataset problems, execution Failed/Stopped, a doctor check failed
+EXIT_USAGE = 2  # bad arguments or parameter values
+EXIT_AWS = 3  # no credentials/region, AWS unreachable or denied, pipeline/execution/bucket not found
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}    success (watch/run --watch: the execution Succeeded)
+  {EXIT_FAILED}    failed: dataset problems, execution Failed or Stopped, a doctor check failed
+  {EXIT_USAGE}    bad usage or parameter value (nothing was called)
+  {EXIT_AWS}    AWS: no credentials/region, unreachable, access denied, or pipeline/execution/bucket not found
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)"""
+
+
+def print_json(data: Any, out: TextIO | None = None) -> None:
+    (out or sys.stdout).write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if v is None else " ".join(str(v).split()) for v in row]
+                                           for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def fmt_metric(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value or "")
+
+
+def fmt_parameter(name: str, value: Any) -> str:
+    spec = parameters.BY_NAME.get(name)
+    return spec.to_string(value) if spec is not None else str(value)
+
+
+def err(message: str) -> None:
+    sys.stderr.write(f"yolopipe: {message}\n")
+
+
+class StatusRenderer:
+    """The live step table: redrawn in place on a terminal, printed on change otherwise."""
+
+    def __init__(self, out: TextIO, *, json_lines: bool) -> None:
+        self.out = out
+        self.json_lines = json_lines
+        self.live = out.isatty() and not json_lines
+        self.drawn = 0
+        self.last = ""
+
+    def __call__(self, status: ExecutionStatus) -> None:
+        if self.json_lines:
+            self.out.write(json.dumps(status.to_dict(), default=str) + "\n")
+            self.out.flush()
+            return
+        rows = [(s.name, s.type, s.status, fmt_seconds(s.elapsed_s), s.failure_reason[:70]) for s in status.steps]
+        text = (f"{status.display_name or status.arn.rsplit('/', 1)[-1]}: {status.status} "
+                f"({fmt_seconds(status.elapsed_s)})\n"
+                + (table(rows, ("STEP", "TYPE", "STATUS", "ELAPSED", "REASON")) if rows else "(no step started yet)"))
+        if self.live:
+            import shutil
+
+            width = shutil.get_terminal_size().columns
+            text = "\n".join(line[:width - 1] for line in text.split("\n"))  # no wrapping: redraw stays exact
+            if self.drawn:
+                self.out.write(f"\x1b[{self.drawn}F\x1b[J")  # back to the table's first line, clear below
+            self.out.write(text + "\n")
+            self.drawn = text.count("\n") + 1
+        else:
+            changed = text.split("\n", 1)[1] if "\n" in text else text
+            key = status.status + changed
+            if key == self.last:
+                return
+            self.last = key
+            self.out.write(text + "\n")
+        self.out.flush()
+
+
+def progress_bar(total: int, *, enabled: bool) -> Any:
+    if not enabled or total <= 0 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    class _Bar:
+        def __init__(self) -> None:
+            self.bar = tqdm(total=total, unit="file", desc="upload", file=sys.stderr, dynamic_ncols=True)
+
+        def update(self, files: int, size: int) -> None:
+            self.bar.update(files)
+
+        def close(self) -> None:
+            self.bar.close()
+
+    return _Bar()
+
+

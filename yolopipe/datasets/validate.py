@@ -1,0 +1,27 @@
+"""A local dataset folder checked exactly as the trigger checks it in S3: the shared dataset rules
+(data.yaml, the files it names, labels) and the dataset's yolopipe.yaml overrides, in one pass.
+
+`yolopipe dataset validate`, `yolopipe upload` and the API's `validate` / `upload` all call this.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from yolopipe_shared.dataset_sources import LocalDatasetSource
+from yolopipe_shared.overrides import OVERRIDES_FILE, OVERRIDES_MAX_BYTES, parse_overrides
+from yolopipe_shared.validate import ValidationReport, validate_dataset
+
+
+def check_dataset_folder(path: str | Path, *, label_sample: int | None = None) -> ValidationReport:
+    """Every problem the trigger would refuse the dataset for. Locally every label is read by
+    default (20,000 in well under a second); `label_sample` reads a seeded sample as the trigger
+    does. The stack's own limits (MaxEpochs, allowed instance types) are not known here: the
+    trigger checks them again."""
+    report = validate_dataset(LocalDatasetSource(path), label_sample=label_sample)
+    overrides = Path(path) / OVERRIDES_FILE
+    if overrides.is_file():
+        with overrides.open("rb") as handle:  # bounded: parse_overrides refuses anything larger
+            text = handle.read(OVERRIDES_MAX_BYTES + 1).decode("utf-8", errors="replace")
+        report.problems.extend(parse_overrides(text)[1])
+    return report
