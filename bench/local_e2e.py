@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-local-e2e-") as tmp:
         out = Path(tmp)
         if not args.no_warmup:
-            from yolopipe.local.runner import build_deploy_function
+            from yolopipe.local.deployment import build_deploy_function
 
             build_deploy_function(out / "warmup")  # fills the render cache: part of set-up
         runs = [_one(args.quick, out / f"run{i}") for i in range(max(1, args.runs))]

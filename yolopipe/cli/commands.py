@@ -319,11 +319,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_local(args: argparse.Namespace) -> int:
     try:
-        from ..local import runner  # type: ignore[attr-defined]
+        from ..local import command
     except ImportError:
         err("the local mode (pipeline/local) is not in this version: use `make demo`")
         return EXIT_FAILED
-    return int(runner.main([args.local_command, *args.rest]) or 0)
+    return int(command.main([args.local_command, *args.rest]) or 0)
 
 
 def delegate(handler: Callable[[argparse.Namespace], int], rest: list[str]) -> int:

@@ -9,6 +9,8 @@ changes to functions/notifier and shows the Slack messages and emails it sends.
 
 from __future__ import annotations
 
-from .runner import DEMO_DEFAULTS, LocalRunError, LocalRunResult, run_local
+from .deployment import LocalRunError
+from .results import LocalRunResult
+from .runner import DEMO_DEFAULTS, run_local
 
 __all__ = ["DEMO_DEFAULTS", "LocalRunError", "LocalRunResult", "run_local"]

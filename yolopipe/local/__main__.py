@@ -1,5 +1,5 @@
-"""`python -m yolopipe.local [DATASET]`: see yolopipe.local.runner.main."""
+"""`python -m yolopipe.local [run|serve] ...`: see yolopipe.local.command.main."""
 
-from .runner import main
+from .command import main
 
 raise SystemExit(main())

@@ -23,23 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from yolopipe_shared import parameters
 from yolopipe_shared.layout import TERMINAL_STATUSES
 
 from . import sinks
+from .deployment import STACK_PROPERTIES, deploy_pipeline, job_env, process_env
 from .emulator import Emulator
+from .events import s3_marker_event
 from .lambdas import InvocationFailed, invoke
-from .runner import (
-    _STACK_PROPERTIES,
-    LocalRunResult,
-    _chosen_parameters,
-    _collect,
-    _job_env,
-    _process_env,
-    _save_execution,
-    _show,
-    deploy_pipeline,
-    s3_marker_event,
-)
+from .results import LocalRunResult, collect, save_execution, show
 from .scheduler import LocalExecutor
 from .stack import LocalStack, create_stack, function_spec
 
@@ -82,8 +74,8 @@ class LocalServer:
         self.port, self.stack_name, self.output_dir = port, stack_name, Path(output_dir)
         self.slack_webhook_url, self.poll_s = slack_webhook_url, poll_s
         self.say: Echo = echo or (lambda _: None)
-        self.stack_parameters = {k: v for k, v in _chosen_parameters(None, None, None, min_map50_95, None,
-                                                                    sample=False).items() if k in _STACK_PROPERTIES}
+        given = {} if min_map50_95 is None else {"MinMap50_95": min_map50_95}
+        self.stack_parameters = {k: v for k, v in parameters.resolve(given).items() if k in STACK_PROPERTIES}
         self.stopped = threading.Event()
         self.ready = threading.Event()
         self.finished: list[LocalRunResult] = []
@@ -113,14 +105,14 @@ class LocalServer:
             executor = LocalExecutor(self.emulator.client("s3"), self.emulator.client("sagemaker"), work / "jobs",
                                      region=self.emulator.region, on_event=events.put,
                                      on_progress=lambda e, text: log(f"{e.display_name}: {text}"),
-                                     extra_env=_job_env(work))
+                                     extra_env=job_env(work))
             self.emulator.attach(executor)
             deploy_pipeline(self.emulator, stack, work, self.stack_parameters)
             pipeline_arn = clients["sagemaker"].describe_pipeline(PipelineName=stack.pipeline_name)["PipelineArn"]
             _publish_outputs(clients["cloudformation"], self.stack_name, _stack_outputs(stack, pipeline_arn))
             trigger = function_spec(stack.template, "TriggerFunction", "functions/trigger")
             notifier = function_spec(stack.template, "NotifierFunction", "functions/notifier")
-            base_env = _process_env(self.emulator)
+            base_env = process_env(self.emulator)
             inbox = sinks.Inbox(clients["sqs"], stack.email_queue_url)
             log(f"local stack '{self.stack_name}' ready on {self.endpoint_url}: bucket {stack.bucket}, "
                 f"pipeline {stack.pipeline_name}")
@@ -141,7 +133,7 @@ class LocalServer:
                                 f"{item.get('execution_arn', '')}".rstrip())
                     except InvocationFailed as exc:
                         log(str(exc))
-                    _show(self.say, [], inbox.take())
+                    show(self.say, [], inbox.take())
                 self._deliver(events, executor, notifier, {**base_env, **stack.environment(notifier)},
                               receiver, inbox, clients, stack, work, log)
                 self.stopped.wait(self.poll_s)
@@ -179,14 +171,14 @@ class LocalServer:
             except InvocationFailed as exc:
                 log(f"notifier failed on {status}: {exc}")
             log(f"execution {arn.rsplit('/', 1)[-1]} {status}")
-            _show(self.say, receiver.take() if receiver else [], inbox.take())
+            show(self.say, receiver.take() if receiver else [], inbox.take())
             execution = executor.get(arn)
             if status in TERMINAL_STATUSES and execution is not None:
                 execution.finished.wait(5)
                 result = LocalRunResult(dataset=execution.display_name, dataset_uri="", outcome="started",
                                         status=execution.status, execution_arn=arn)
-                _collect(result, execution, clients, stack)
-                result.output_dir = _save_execution(self.output_dir, result, execution, executor, clients, work)
+                collect(result, execution, clients, stack)
+                result.output_dir = save_execution(self.output_dir, result, execution, executor, clients, work)
                 self.finished.append(result)
                 log(f"artifacts of {execution.display_name} in {result.output_dir}/")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from yolopipe.local import sinks
-from yolopipe.local.runner import s3_marker_event
+from yolopipe.local.events import s3_marker_event
 from yolopipe.local.stack import LocalStack, function_spec, load_template, table_key
 
 STACK = LocalStack(bucket="bkt", pipeline_name="yolopipe-local", table="tbl", topic_arn="arn:topic",
