@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from yolopipe_shared.errors import YolopipeError
+from yolopipe_shared.layout import MARKER_FILE
 
-MARKER = "data.yaml"
 DATASETS_PREFIX = "datasets/"
 #: Files above this go in parts (boto3's default too); the ETag check computes parts the same way.
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
@@ -110,7 +110,7 @@ def local_files(root: Path, prefix: str) -> tuple[list[LocalFile], LocalFile | N
     for path in sorted(_walk(root)):
         rel = path.relative_to(root).as_posix()
         item = LocalFile(path, prefix + rel, path.stat().st_size)
-        if rel == MARKER:
+        if rel == MARKER_FILE:
             marker = item
         else:
             files.append(item)
@@ -157,8 +157,8 @@ def _same(item: LocalFile, remote: tuple[int, str] | None) -> bool:
 def plan_upload(s3: Any, root: str | Path, bucket: str, name: str) -> UploadPlan:
     """Compare the local dataset with what is already under s3://bucket/datasets/<name>/."""
     root = Path(root)
-    if not (root / MARKER).is_file():
-        raise YolopipeError(f"{root} has no {MARKER} at its root: is this a YOLO dataset folder?")
+    if not (root / MARKER_FILE).is_file():
+        raise YolopipeError(f"{root} has no {MARKER_FILE} at its root: is this a YOLO dataset folder?")
     prefix = dataset_prefix(name)
     files, marker = local_files(root, prefix)
     remote = remote_objects(s3, bucket, prefix)

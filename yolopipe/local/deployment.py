@@ -44,7 +44,8 @@ def job_env(work: Path) -> dict[str, str]:
 
 def build_deploy_function(target: Path, python: str = sys.executable) -> FunctionSpec:
     """What `sam build` makes of functions/deploy (its Makefile's build-DeployFunction): the
-    function's code, the rendered definition JSON and the training-code tarball, in one folder."""
+    function's code, the rendered definition JSON, the region -> image account table and the
+    training-code tarball, in one folder."""
     from pipeline import code_bundle
 
     source = REPO_ROOT / "functions" / "deploy"
@@ -52,15 +53,20 @@ def build_deploy_function(target: Path, python: str = sys.executable) -> Functio
     for path in source.glob("*.py"):
         shutil.copy(path, target / path.name)
     cached = _render_cache()
-    if not cached.is_file():
-        rendered = subprocess.run([python, "-m", "pipeline.render", "--output", str(target / "rendered.json")],
+    outputs = {"pipeline_definition.json": cached / "pipeline_definition.json",
+               "image_accounts.json": cached / "image_accounts.json"}
+    if not all(path.is_file() for path in outputs.values()):
+        rendered = subprocess.run([python, "-m", "pipeline.render", "--output", str(target / "rendered.json"),
+                                   "--image-accounts", str(target / "accounts.json")],
                                   cwd=REPO_ROOT, capture_output=True, text=True, check=False)
         if rendered.returncode != 0:
             message = (rendered.stderr.strip().splitlines() or ["no output"])[-1]
             raise LocalRunError(f"rendering the pipeline definition failed: {message}")
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(target / "rendered.json", cached)
-    shutil.copy(cached, target / "pipeline_definition.json")
+        cached.mkdir(parents=True, exist_ok=True)
+        os.replace(target / "accounts.json", outputs["image_accounts.json"])
+        os.replace(target / "rendered.json", outputs["pipeline_definition.json"])
+    for name, path in outputs.items():
+        shutil.copy(path, target / name)
     (target / "training_code.tar.gz").write_bytes(code_bundle.build_bundle().data)
     return FunctionSpec(logical_id="DeployFunction", code_dir=target, handler="app.lambda_handler",
                         environment={}, timeout=300)
@@ -78,7 +84,7 @@ def _render_cache() -> Path:
     for path in sources:
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return Path(tempfile.gettempdir()) / "yolopipe-local-cache" / f"definition-{digest.hexdigest()[:16]}.json"
+    return Path(tempfile.gettempdir()) / "yolopipe-local-cache" / f"render-{digest.hexdigest()[:16]}"
 
 
 def deploy_pipeline(emulator: Emulator, stack: LocalStack, work: Path, stack_parameters: Mapping[str, Any]) -> str:

@@ -239,6 +239,16 @@ class ContainerJobs:
         return folder
 
     def _job(self, name: str, kind: str, arn: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Record the job as SageMaker would create it: the request, with this execution's real
+        values, checked against AWS's API model first (CreateTrainingJob / CreateProcessingJob)."""
+        from botocore.exceptions import ClientError
+
+        from .strict import check_request
+
+        try:
+            check_request("sagemaker", f"Create{kind}", {**arguments, f"{kind}Name": name}, region=self.region)
+        except ClientError as exc:
+            raise StepFailed(f"ClientError: {exc.response['Error']['Message']}") from exc
         description = {**arguments, f"{kind}Name": name, f"{kind}Arn": arn, f"{kind}Status": "InProgress",
                        "CreationTime": now(), f"{kind.removesuffix('Job')}StartTime": now()}
         self.jobs[name] = description

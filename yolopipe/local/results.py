@@ -7,11 +7,13 @@ import json
 import shutil
 import tarfile
 from collections.abc import Callable
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from yolopipe_shared import evaluation
+from yolopipe_shared.execution_report import evaluation_file_uri, finite_headline_metrics, read_evaluation
+from yolopipe_shared.layout import split_s3_uri
 
 from . import sinks
 from .scheduler import Execution, LocalExecutor
@@ -20,6 +22,7 @@ from .stack import LocalStack
 Echo = Callable[[str], None]
 
 
+@dataclass
 class LocalRunResult:
     """What a local run ended with: the summary a person reads, as data."""
 
@@ -79,15 +82,10 @@ def collect(result: LocalRunResult, execution: Execution, clients: dict[str, Any
         if artifact:
             result.model_artifact = str(artifact)
         for output in (properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
-
             if output.get("OutputName") == evaluation.EVALUATION_OUTPUT_NAME:
-                uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{evaluation.EVALUATION_FILE}"
-                bucket, _, key = uri[5:].partition("/")
-                try:
-                    document = json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
-                    result.metrics = evaluation.headline_metrics(document)
-                except Exception:  # noqa: S110 - a failed evaluation leaves no file; the summary says so
-                    pass
+                # A failed evaluation leaves no file: no metrics, and the summary says so.
+                document = read_evaluation(clients["s3"], output["S3Output"]["S3Uri"])
+                result.metrics = finite_headline_metrics(document)
 
 
 def step_phases(result: LocalRunResult, execution: Execution) -> None:
@@ -141,19 +139,16 @@ def save_execution(root: Path, result: LocalRunResult, execution: Execution, exe
     folder = _fresh(root / execution.execution_id)
     s3 = clients["s3"]
     if result.model_artifact and execution.status != "Stopped":
-        bucket, _, key = result.model_artifact[5:].partition("/")
+        bucket, key = split_s3_uri(result.model_artifact)
         archive = folder / "model.tar.gz"
         s3.download_file(bucket, key, str(archive))
         with tarfile.open(archive) as tar:
             tar.extractall(folder / "model", filter="data")
     if result.metrics and execution.scope is not None:
-        from yolopipe_shared import evaluation
-
         for properties in execution.scope.steps.values():
             for output in (properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
                 if output.get("OutputName") == evaluation.EVALUATION_OUTPUT_NAME:
-                    uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{evaluation.EVALUATION_FILE}"
-                    bucket, _, key = uri[5:].partition("/")
+                    bucket, key = split_s3_uri(evaluation_file_uri(output["S3Output"]["S3Uri"]))
                     s3.download_file(bucket, key, str(folder / evaluation.EVALUATION_FILE))
     _write_notifications(folder, result, work)
     for step in execution.steps:

@@ -15,12 +15,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from yolopipe_shared import parameters
-from yolopipe_shared.layout import TERMINAL_STATUSES
+from yolopipe_shared.layout import MARKER_FILE, TERMINAL_STATUSES
 
 from . import sinks
 from .deployment import STACK_PROPERTIES, LocalRunError, deploy_pipeline, job_env, process_env
@@ -40,7 +39,6 @@ DEMO_DEFAULTS: dict[str, Any] = {"Epochs": 12, "ImageSize": 96, "BatchSize": 8, 
 SAMPLE_SIZE = (96, 16, 16)
 
 
-@dataclass
 class _Phases:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -200,7 +198,7 @@ def _check_dataset(path: Path) -> Path:
     root = path.expanduser().resolve()
     if not root.is_dir():
         raise LocalRunError(f"{path} is not a folder; give a YOLO dataset folder with data.yaml at its root")
-    if not (root / "data.yaml").is_file():
+    if not (root / MARKER_FILE).is_file():
         raise LocalRunError(f"{root}/data.yaml not found; a dataset folder has data.yaml at its root")
     return root
 
@@ -225,9 +223,9 @@ def _upload(s3: Any, root: Path, bucket: str, name: str, chosen: Mapping[str, An
         merged = dict(yaml.safe_load(local.read_text()) or {}) if local.is_file() else {}
         merged.update({parameters.BY_NAME[k].snake: v for k, v in chosen.items()})
         s3.put_object(Bucket=bucket, Key=prefix + OVERRIDES_FILE, Body=yaml.safe_dump(merged).encode())
-        s3.upload_file(str(root / "data.yaml"), bucket, prefix + "data.yaml")
+        s3.upload_file(str(root / MARKER_FILE), bucket, prefix + MARKER_FILE)
         uploaded += 1
-    return f"{prefix}data.yaml", uploaded
+    return prefix + MARKER_FILE, uploaded
 
 
 def _single_outcome(outcome: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`python -m pipeline render`: offline, deterministic, and placeholders that substitute cleanly."""
+"""`python -m pipeline.render`: offline, deterministic, and placeholders that substitute cleanly."""
 
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ def test_substitution_fills_every_placeholder(rendered_text):
         "Bucket": "yolopipe-dev-123",
         "RoleArn": "arn:aws:iam::123456789012:role/sm",
         "Region": "eu-west-1",
+        "ImageAccountId": "763104351884",
         "CodeS3Uri": "s3://yolopipe-dev-123/code/training-0123456789abcdef.tar.gz",
     }
     text = substitute(rendered_text, values)
@@ -89,7 +90,8 @@ def test_substitution_fills_every_placeholder(rendered_text):
 def test_substitution_refuses_missing_unknown_and_surviving_values(rendered_text):
     """GIVEN a value missing, an unknown name, or a value that is itself a placeholder WHEN
     substituting THEN it fails with a message naming the culprit, never a half-filled definition."""
-    full = {"Bucket": "b", "RoleArn": "arn:aws:iam::1:role/r", "Region": "us-east-1", "CodeS3Uri": "s3://b/c"}
+    full = {"Bucket": "b", "RoleArn": "arn:aws:iam::1:role/r", "Region": "us-east-1", "CodeS3Uri": "s3://b/c",
+            "ImageAccountId": "763104351884"}
     with pytest.raises(DefinitionError, match="no value for placeholder.*CodeS3Uri"):
         substitute(rendered_text, {k: v for k, v in full.items() if k != "CodeS3Uri"})
     with pytest.raises(DefinitionError, match="unknown placeholder value.*Buckett"):
