@@ -1,18 +1,23 @@
 # yolopipe: every command a user or CI runs. `make demo` runs the main job, `make test` the tests.
 # Both create what they need (.venv for the project, .venv-sam for the SAM CLI, which pins its own
-# boto3 and click) on first use.
+# boto3 and click, .venv-toolkit for AWS's container toolkits, which pin theirs, .venv-checkov for
+# the security scanner) on first use.
 
 PYTHON ?= python3.11
 VENV := .venv
 SAM_VENV := .venv-sam
+TOOLKIT_VENV := .venv-toolkit
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
+# checkov pins its own versions of packages .venv uses; pinned here so new upstream checks arrive by choice.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 # sam build needs an interpreter named like the Lambda runtime on PATH.
 PY313_DIR := $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.13.*/bin 2>/dev/null | head -n 1)
 export PATH := $(if $(PY313_DIR),$(PY313_DIR):,)$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo deploy test unit training integration lint cfn-lint sam-validate sam-build render clean
+.PHONY: help install demo deploy test unit training integration lint cfn-lint sam-validate sam-build security render clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,16 +33,27 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install -q aws-sam-cli
 	touch $@
 
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	touch $@
+
+$(TOOLKIT_VENV)/.installed: tests/integration/toolkit-requirements.txt training_code/requirements.txt
+	$(PYTHON) -m venv $(TOOLKIT_VENV)
+	$(TOOLKIT_VENV)/bin/pip install -q --upgrade pip
+	$(TOOLKIT_VENV)/bin/pip install -q -r tests/integration/toolkit-requirements.txt
+	touch $@
+
 install: $(VENV)/.installed $(SAM_VENV)/.installed  ## create .venv and .venv-sam
 
 demo: $(VENV)/.installed  ## the main job: the whole event-driven run on this machine (emulator, trigger, pipeline, Slack + email), no AWS account
-	$(PY) -m pipeline.demo
+	$(PY) -m yolopipe.demo
 
 deploy: $(VENV)/.installed $(SAM_VENV)/.installed  ## sam build && sam deploy --guided (needs AWS credentials)
 	$(SAM) build
 	$(SAM) deploy --guided
 
-test: install lint unit training integration sam-validate sam-build  ## everything CI runs
+test: install lint security unit training integration sam-validate sam-build  ## everything CI runs
 
 lint: $(VENV)/.installed cfn-lint  ## ruff, mypy and cfn-lint
 	$(VENV)/bin/ruff check .
@@ -49,7 +65,7 @@ unit: $(VENV)/.installed  ## fast tests: moto, no network
 training: $(VENV)/.installed  ## real Ultralytics training on tiny generated data (CPU)
 	$(VENV)/bin/pytest -q tests/training
 
-integration: $(VENV)/.installed  ## local mode end to end
+integration: $(VENV)/.installed $(TOOLKIT_VENV)/.installed  ## local mode end to end; the container contract run by AWS's toolkits
 	$(VENV)/bin/pytest -q tests/integration
 
 cfn-lint: $(VENV)/.installed
@@ -57,6 +73,13 @@ cfn-lint: $(VENV)/.installed
 
 sam-validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
+
+# checkov reads the template as CloudFormation will: after the SAM transform, so the roles, rules and
+# permissions SAM generates from each function's Policies and Events are checked too. Suppressions
+# live in template.yaml (Metadata: checkov: skip, each with its reason); --skip-download keeps it offline.
+security: $(CHECKOV_VENV)/.installed $(SAM_VENV)/.installed  ## checkov's CloudFormation rules on the transformed template
+	$(SAM_VENV)/bin/python .ci/sam_transform.py template.yaml build/template.transformed.yaml
+	$(CHECKOV_VENV)/bin/checkov -f build/template.transformed.yaml --framework cloudformation --quiet --compact --skip-download
 
 sam-build: $(SAM_VENV)/.installed $(VENV)/.installed
 	$(SAM) build
@@ -68,10 +91,10 @@ render: $(VENV)/.installed  ## write the pipeline definition JSON (placeholders 
 	$(PY) -m pipeline.render --output build/pipeline_definition.json
 
 local-run: $(VENV)/.installed  ## local mode on your dataset: make local-run DATASET=./my-dataset
-	$(PY) -m pipeline.local run $(DATASET)
+	$(PY) -m yolopipe.local run $(DATASET)
 
 local-serve: $(VENV)/.installed  ## keep the local stack running on 127.0.0.1:5000 for `yolopipe ... --local`
-	$(PY) -m pipeline.local serve
+	$(PY) -m yolopipe.local serve
 
 bench-local: $(VENV)/.installed  ## benchmark 6: the main command's wall time by phase (QUICK=1 for the smoke run)
 	$(PY) bench/local_e2e.py $(if $(QUICK),--quick,)

@@ -15,7 +15,8 @@ Training code reaches the containers as one content-addressed tarball (`pipeline
 the training job gets it through the framework toolkit's `sagemaker_program` /
 `sagemaker_submit_directory` hyperparameters (the toolkit downloads and unpacks the tarball, pip
 installs its requirements.txt and runs `train.py`), and the evaluation job unpacks the same tarball
-itself. So building the definition never uploads anything and the JSON is byte-identical run to run.
+itself and starts its `run_evaluate.sh`. So building the definition never uploads anything and the
+JSON is byte-identical run to run.
 
 Building needs no credentials and no network: the SDK's role lookup, telemetry and default-bucket
 calls are all avoided (see `_session`).
@@ -69,6 +70,9 @@ _CODE_DIR = f"{PROCESSING_ROOT}/code"
 _MODEL_DIR = f"{PROCESSING_ROOT}/model"
 _DATASET_DIR = f"{PROCESSING_ROOT}/dataset"
 _EVALUATION_DIR = f"{PROCESSING_ROOT}/evaluation"
+#: Where the evaluation job unpacks the code tarball, and the program it runs from there.
+_UNPACKED_CODE_DIR = "/tmp/yolopipe-code"  # noqa: S108 (a path inside the processing container)
+_EVALUATE_PROGRAM = "run_evaluate.sh"
 #: A stand-in the SDK accepts while building; the step arguments carry the real value.
 _SDK_ROLE_STANDIN = "arn:aws:iam::000000000000:role/yolopipe-render-standin"
 _SDK_CODE_STANDIN = "s3://yolopipe-render-standin/code.tar.gz"
@@ -97,8 +101,10 @@ class PipelineConfig:
     cache_expire_after: str = "P30D"
 
     def dlc_image(self, scope: str, version: str, device: str = "gpu") -> str:
-        """`763104351884.dkr.ecr.<region>.amazonaws.com/pytorch-training:2.8.0-gpu-py312`."""
-        account = DLC_ACCOUNT if self.region.startswith("${") else _dlc_account(scope, version, self.region)
+        """`763104351884.dkr.ecr.<region>.amazonaws.com/pytorch-training:2.8.0-gpu-py312`; with a region
+        placeholder, the account is the `${ImageAccountId}` placeholder the deploy function fills."""
+        placeholder_region = self.region.startswith("${")
+        account = placeholder("ImageAccountId") if placeholder_region else _dlc_account(scope, version, self.region)
         return (
             f"{account}.dkr.ecr.{self.region}.amazonaws.com/"
             f"pytorch-{scope}:{version}-{device}-{self.python_version}"
@@ -248,11 +254,13 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
 
     # Checkpoints are keyed by what is trained (dataset + training parameters), not by execution:
     # CheckpointConfig is part of the step's cache key, and a re-run of a failed training resumes.
+    # The dataset enters by its label (DatasetName), not its URI: the key stays
+    # checkpoints/<name>/<version>/..., without a second scheme or empty segments.
     checkpoint_uri = Join(
         on="/",
         values=[
             f"s3://{config.bucket}/{CHECKPOINTS_PREFIX.rstrip('/')}",
-            params["DatasetS3Uri"],
+            params["DatasetName"],
             params["DatasetVersion"],
             params["ModelVariant"],
             params["ImageSize"].to_string(),
@@ -319,21 +327,21 @@ def _evaluate_step(config: PipelineConfig, session: Any, params: dict[str, Any],
                     item["S3Input"]["S3Uri"] = config.code_s3_uri
             return request
 
-    # The container unpacks the same tarball the training job runs, installs its requirements and
-    # runs evaluate.py; there is exactly one tarball under the code input.
+    # The container unpacks the same tarball the training job runs (exactly one under the code
+    # input) and starts run_evaluate.sh from it, which installs requirements.txt and runs evaluate.py
+    # with the job's arguments. The logic lives in the tarball: CreateProcessingJob takes at most
+    # 256 characters per ContainerEntrypoint / ContainerArguments string.
     script = (
-        "set -eu; src=/tmp/yolopipe-code; mkdir -p \"$src\"; "
-        f"tar -xzf {_CODE_DIR}/*.tar.gz -C \"$src\"; "
-        "if [ -f \"$src/requirements.txt\" ]; then python3 -m pip install -q -r \"$src/requirements.txt\"; fi; "
-        f"exec python3 \"$src/evaluate.py\" --model {_MODEL_DIR}/model.tar.gz --data {_DATASET_DIR} "
-        f"--output {_EVALUATION_DIR}"
+        f"set -eu; mkdir -p {_UNPACKED_CODE_DIR}; tar -xzf {_CODE_DIR}/*.tar.gz -C {_UNPACKED_CODE_DIR}; "
+        f'exec sh {_UNPACKED_CODE_DIR}/{_EVALUATE_PROGRAM} "$@"'
     )
     processor = Processor(
         role=_SDK_ROLE_STANDIN,
         image_uri=config.training_image_uri,
         instance_count=1,
         instance_type=config.evaluation_instance_type,
-        entrypoint=["/bin/bash", "-c", script],
+        # The fourth string is the script's $0; ContainerArguments follow as "$@".
+        entrypoint=["/bin/sh", "-c", script, _EVALUATE_PROGRAM],
         volume_size_in_gb=config.volume_size_gb,
         max_runtime_in_seconds=config.evaluation_max_runtime_seconds,
         base_job_name="yolopipe-evaluate",
@@ -371,6 +379,7 @@ def _evaluate_step(config: PipelineConfig, session: Any, params: dict[str, Any],
                 ),
             )
         ],
+        arguments=["--model", f"{_MODEL_DIR}/model.tar.gz", "--data", _DATASET_DIR, "--output", _EVALUATION_DIR],
     )
     report = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name=EVALUATION_OUTPUT_NAME, path=EVALUATION_FILE)
     step = _ProcessingStep(
@@ -424,7 +433,8 @@ def _register_step(config: PipelineConfig, params: dict[str, Any], train: Any, e
             "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}
         },
         "CustomerMetadataProperties": {
-            "DatasetS3Uri": params["DatasetS3Uri"],
+            # Values must match [\p{L}\p{Z}\p{N}_.:/=+\-@]*: the dataset's label, not its name or URI.
+            "DatasetName": params["DatasetName"],
             "ModelVariant": params["ModelVariant"],
             QUALITY_METRIC: metric.to_string(),
         },

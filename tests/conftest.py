@@ -19,6 +19,12 @@ os.environ["YOLO_OFFLINE"] = "1"
 os.environ["POWERTOOLS_TRACE_DISABLED"] = "1"
 os.environ["POWERTOOLS_METRICS_NAMESPACE"] = "yolopipe-tests"
 
+# AWS is the oracle: every boto3 client the tests make refuses what AWS refuses (lengths, enums,
+# patterns; pipeline steps as their requests), which moto alone accepts.
+from yolopipe.local.strict import install as _install_strict_requests  # noqa: E402
+
+_install_strict_requests()
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = REPO_ROOT / "events"
 

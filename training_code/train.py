@@ -143,17 +143,17 @@ def read_sm_hps(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def parse_value(raw: Any) -> Any:
-    """One spelling for every source: '10' and 10, 'True' and true, 'None' and null come out equal."""
+    """One spelling for every source, typed as Ultralytics types CLI values (`smart_value`): '10' and
+    10, 'True' and true, 'None' and null come out equal; an empty value is None."""
+    from ultralytics.cfg import smart_value
+
     if not isinstance(raw, str):
         return raw
     text = raw.strip()
-    if text in ("None", "none", "null", ""):
+    if text.lower() in ("", "null"):
         return None
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    return value if isinstance(value, str | int | float | bool | list) else text
+    value = smart_value(text)
+    return value if isinstance(value, str | int | float | bool | list | type(None)) else text
 
 
 def _normalise_key(key: str) -> str:
@@ -171,15 +171,33 @@ def merge_hyperparameters(argv: Sequence[str], environ: Mapping[str, str]) -> di
             if key.startswith("sagemaker_"):  # the toolkit's own (program, submit dir, region...)
                 continue
             merged[_normalise_key(key)] = parse_value(raw)
-    known = sorted(set(OWN_KEYS) | set(DEFAULT_CFG_DICT))
     for key in merged:
         if key in RESERVED:
             raise ParameterError(f"hyperparameter {key!r} cannot be set: {RESERVED[key]}")
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else "; see `yolo cfg` for Ultralytics' train arguments"
-            raise ParameterError(f"unknown hyperparameter {key!r}{hint}")
+    _check_known_keys({k: v for k, v in merged.items() if k not in OWN_KEYS}, DEFAULT_CFG_DICT)
     return merged
+
+
+def _check_known_keys(custom: dict[str, Any], base: dict[str, Any]) -> None:
+    """Ultralytics' own key check (`check_dict_alignment`: its keys, its deprecations), as one line
+    naming the first unknown key and its closest valid spelling."""
+    import logging
+
+    from ultralytics.cfg import check_dict_alignment
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)  # it logs the whole CLI help before raising
+    try:
+        check_dict_alignment(base, custom)
+    except SyntaxError:
+        unknown = sorted(k for k in custom if k not in base)
+        key = unknown[0] if unknown else next(iter(custom))
+        close = difflib.get_close_matches(key, [*OWN_KEYS, *base], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; see `yolo cfg` for Ultralytics' train arguments"
+        raise ParameterError(f"unknown hyperparameter {key!r}{hint}") from None
+    finally:
+        LOGGER.setLevel(level)
 
 
 def _check_ultralytics_types(args: dict[str, Any]) -> dict[str, Any]:

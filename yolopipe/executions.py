@@ -133,9 +133,13 @@ def plan_run(
     """Check every parameter (ParameterError names the bad one and its bounds); call no AWS API
     unless the dataset is given by name and the bucket must be looked up."""
     values = parameters.resolve(dict(overrides or {}))
-    values.pop("DatasetS3Uri", None)
-    uri = dataset_uri(dataset, bucket)
-    values = {"DatasetS3Uri": parameters.spec_for("DatasetS3Uri").coerce(uri), **values}
+    for name in ("DatasetS3Uri", "DatasetName"):  # they come from the dataset
+        values.pop(name, None)
+    uri = str(parameters.spec_for("DatasetS3Uri").coerce(dataset_uri(dataset, bucket)))
+    given_version = values.pop("DatasetVersion", None)
+    values = {**parameters.dataset_parameters(uri, str(given_version or "")), **values}
+    if given_version is None:
+        values.pop("DatasetVersion")  # the data.yaml's version, looked up before the run starts
     name = display_name or _display_name(uri)
     if not _DISPLAY_NAME.fullmatch(name):
         raise ParameterError(f"--display-name {name!r}: use letters, digits and '-' (at most 82 characters)")

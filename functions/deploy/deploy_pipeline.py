@@ -1,8 +1,30 @@
 """Deploy the pipeline: upload the training code once, fill the definition's placeholders, create or
 update the SageMaker pipeline, tag it; or delete it. Plain functions taking boto3 clients.
 
-The definition JSON and the code tarball were produced at build time (`make build-DeployFunction`)
-and ship next to this file; nothing here needs the SageMaker SDK.
+The definition JSON, the code tarball and the image-account table were produced at build time
+(`make build-DeployFunction`) and ship next to this file; nothing here needs the SageMaker SDK.
+
+    Create / Update ──► upload code (once per content) ──► fill ${Bucket} ${RoleArn} ${Region}
+                        ${CodeS3Uri} ${ImageAccountId} ──► create or update the pipeline ──► tag
+    Delete ──► a failed Create's id (`Pipeline-not-created-...`): nothing to do, no AWS call
+           └─► otherwise delete the pipeline unless KeepOnDelete
+
+Custom resource properties (CloudFormation sends every value as a string):
+    PipelineName, Bucket, RoleArn (the SageMaker execution role): required.
+    Region (default: the function's)   CodePrefix (default code/)   EnvironmentName (a tag)
+    KeepOnDelete ("true": keep the pipeline when the resource is deleted)
+    UseSpotInstances (default "true")  ContainerImageAccountId (empty: the build's table for Region)
+    DefaultTrainingInstanceType, MinMap50_95, ModelPackageGroupName: the stack's defaults for those
+    pipeline parameters. CodeVersion: the deploy function's published version; it changes with
+    every build, so CloudFormation sends an Update whenever the definition or code changed.
+    Any other property is ignored.
+Returns (Fn::GetAtt): PipelineArn, PipelineName, CodeS3Uri, DefinitionSha256, ImageAccountId;
+    PhysicalResourceId = the pipeline name (a new name replaces the pipeline; CloudFormation then
+    deletes the old one).
+IAM: sagemaker:CreatePipeline, UpdatePipeline, DeletePipeline, DescribePipeline, AddTags on the
+    pipeline; s3:GetObject, s3:PutObject on <bucket>/code/* and <bucket>/pipelines/*; s3:ListBucket
+    on the bucket (a missing code object is then a 404, not a 403); iam:PassRole on the execution
+    role (PassedToService sagemaker.amazonaws.com).
 """
 
 from __future__ import annotations
@@ -15,15 +37,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
+from cfn_response import is_not_created
+from container_images import ACCOUNT_PARAMETER, ImageAccounts
 
 from yolopipe_shared.errors import DefinitionError, ParameterError, YolopipeError
 from yolopipe_shared.parameters import BY_NAME
-from yolopipe_shared.pipeline_template import check_definition, load_definition, set_managed_spot, substitute
+from yolopipe_shared.pipeline_template import (
+    check_definition,
+    find_placeholders,
+    load_definition,
+    set_managed_spot,
+    substitute,
+)
+
+logger = Logger(service="yolopipe-deploy", child=True)
 
 ASSETS_DIR = Path(__file__).resolve().parent
 DEFINITION_FILE = "pipeline_definition.json"
 CODE_FILE = "training_code.tar.gz"
+IMAGE_ACCOUNTS_FILE = "image_accounts.json"
 #: CreatePipeline takes at most 100 KB inline; larger definitions go through S3.
 INLINE_DEFINITION_LIMIT = 100 * 1024
 DEFINITIONS_PREFIX = "pipelines/"
@@ -54,6 +88,8 @@ class DeployRequest:
     environment_name: str = ""
     #: Managed spot for training (a stack setting: see yolopipe_shared.pipeline_template.set_managed_spot).
     use_spot: bool = True
+    #: The DLC registry account the stack names explicitly; empty: the build's table for the region.
+    image_account: str = ""
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any], *, default_region: str) -> DeployRequest:
@@ -84,6 +120,7 @@ class DeployRequest:
             parameter_defaults=tuple(defaults),
             environment_name=str(properties.get("EnvironmentName") or ""),
             use_spot=_flag(properties, "UseSpotInstances", default=True),
+            image_account=str(properties.get(ACCOUNT_PARAMETER) or ""),
         )
 
 
@@ -107,6 +144,8 @@ class DeployResult:
     definition_sha256: str
     created: bool
     code_uploaded: bool
+    #: The DLC registry account in the image URIs ("" when the definition names its images itself).
+    image_account: str = ""
 
     def as_data(self) -> dict[str, str]:
         """What the custom resource returns (Fn::GetAtt-able, all strings)."""
@@ -115,7 +154,17 @@ class DeployResult:
             "PipelineName": self.pipeline_name,
             "CodeS3Uri": self.code_s3_uri,
             "DefinitionSha256": self.definition_sha256,
+            "ImageAccountId": self.image_account,
         }
+
+
+@dataclass(frozen=True)
+class Assets:
+    """What the build put next to this file."""
+
+    definition_template: str
+    code_tarball: bytes
+    image_accounts: ImageAccounts
 
 
 def _sha256(data: bytes) -> str:
@@ -151,12 +200,17 @@ def upload_code(s3: Any, bucket: str, prefix: str, tarball: bytes) -> tuple[str,
     return f"s3://{bucket}/{key}", True
 
 
-def prepare_definition(template: str, request: DeployRequest, code_s3_uri: str) -> str:
+def image_account(template: str, request: DeployRequest, accounts: ImageAccounts) -> str:
+    """The registry account the definition's image URIs need in the request's region ("" if none)."""
+    if "ImageAccountId" not in find_placeholders(template):
+        return ""
+    return accounts.account_for(request.region, request.image_account)
+
+
+def prepare_definition(template: str, request: DeployRequest, code_s3_uri: str, image_account_id: str = "") -> str:
     """Fill the placeholders, apply the stack's parameter defaults, check the references."""
-    text = substitute(
-        template,
-        {"Bucket": request.bucket, "RoleArn": request.role_arn, "Region": request.region, "CodeS3Uri": code_s3_uri},
-    )
+    values = {"Bucket": request.bucket, "RoleArn": request.role_arn, "Region": request.region, "CodeS3Uri": code_s3_uri}
+    text = substitute(template, values | ({"ImageAccountId": image_account_id} if image_account_id else {}))
     document = set_managed_spot(load_definition(text), request.use_spot)
     defaults = dict(request.parameter_defaults)
     for parameter in document.get("Parameters", []):
@@ -202,13 +256,13 @@ def upsert_pipeline(
     s3: Any,
     request: DeployRequest,
     *,
-    template: str,
-    tarball: bytes,
+    assets: Assets,
     client_request_token: str | None = None,
 ) -> DeployResult:
     """Upload the code, substitute, create or update the pipeline, tag it."""
-    code_s3_uri, code_uploaded = upload_code(s3, request.bucket, request.code_prefix, tarball)
-    definition = prepare_definition(template, request, code_s3_uri)
+    account = image_account(assets.definition_template, request, assets.image_accounts)
+    code_s3_uri, code_uploaded = upload_code(s3, request.bucket, request.code_prefix, assets.code_tarball)
+    definition = prepare_definition(assets.definition_template, request, code_s3_uri, account)
     definition_sha = _sha256(definition.encode())
     source: dict[str, Any]
     if len(definition.encode()) >= INLINE_DEFINITION_LIMIT:
@@ -258,6 +312,7 @@ def upsert_pipeline(
         definition_sha256=definition_sha,
         created=created,
         code_uploaded=code_uploaded,
+        image_account=account,
     )
 
 
@@ -273,14 +328,49 @@ def delete_pipeline(sagemaker: Any, name: str, *, keep: bool = False) -> bool:
     return True
 
 
-def load_assets(assets_dir: Path = ASSETS_DIR) -> tuple[str, bytes]:
-    """The build-time definition template and code tarball shipped with the function."""
+def load_assets(assets_dir: Path = ASSETS_DIR) -> Assets:
+    """The build-time definition template, code tarball and image-account table shipped with the function."""
     try:
         template = (assets_dir / DEFINITION_FILE).read_text(encoding="utf-8")
         tarball = (assets_dir / CODE_FILE).read_bytes()
+        accounts = (assets_dir / IMAGE_ACCOUNTS_FILE).read_text(encoding="utf-8")
     except OSError as exc:
         raise DeployError(
-            f"build artifact missing ({exc.filename}): build the function with `sam build` "
+            f"build artifact missing ({Path(str(exc.filename)).name}): build the function with `sam build` "
             "(BuildMethod: makefile, target build-DeployFunction)"
         ) from exc
-    return template, tarball
+    return Assets(definition_template=template, code_tarball=tarball, image_accounts=ImageAccounts.from_json(accounts))
+
+
+def handle_request(
+    event: Mapping[str, Any], *, sagemaker: Any, s3: Any, region: str, assets_dir: Path = ASSETS_DIR
+) -> tuple[str, dict[str, str]]:
+    """Do what CloudFormation asks: (physical resource id, data). Raises YolopipeError on refusal."""
+    request_type = event.get("RequestType")
+    properties = event.get("ResourceProperties") or {}
+    if request_type == "Delete":
+        return delete_resource(event, sagemaker), {}
+    if request_type not in ("Create", "Update"):
+        raise DeployError(f"RequestType must be Create, Update or Delete, got {request_type!r}")
+    request = DeployRequest.from_properties(properties, default_region=region)
+    result = upsert_pipeline(
+        sagemaker, s3, request, assets=load_assets(assets_dir), client_request_token=event.get("RequestId")
+    )
+    logger.info("upserted", extra={"pipeline": result.pipeline_name, "pipeline_created": result.created,
+                                   "code": result.code_s3_uri, "code_uploaded": result.code_uploaded,
+                                   "image_account": result.image_account})
+    return result.pipeline_name, result.as_data()
+
+
+def delete_resource(event: Mapping[str, Any], sagemaker: Any) -> str:
+    """Delete what the physical id names; a failed Create's id names nothing, so no AWS call is made
+    (the function may not even be allowed one: its policy names only the stack's pipeline)."""
+    properties = event.get("ResourceProperties") or {}
+    name = str(event.get("PhysicalResourceId") or properties.get("PipelineName") or "")
+    if not name or is_not_created(name):
+        logger.info("nothing to delete", extra={"physical_resource_id": name})
+        return name
+    keep = _flag(properties, "KeepOnDelete", default=False)
+    deleted = delete_pipeline(sagemaker, name, keep=keep)
+    logger.info("deleted" if deleted else "not deleted", extra={"pipeline": name, "kept": keep})
+    return name

@@ -28,6 +28,8 @@ class NotifierConfig:
     slack_secret_arn: str | None
     #: Only for the local mode (no Secrets Manager); never set on the deployed stack.
     slack_webhook_url: str | None
+    #: The most one Slack attempt takes, connect to last byte (not per read); the whole delivery,
+    #: waits included, takes at most slack_timeout_seconds * slack_max_attempts.
     slack_timeout_seconds: float
     slack_max_attempts: int
     region: str

@@ -41,4 +41,4 @@ def start_once(marker: dict[str, str]) -> dict[str, Any]:
 @logger.inject_lambda_context(correlation_id_path='Records[0].responseElements."x-amz-request-id"', clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    return handle_s3_event(event, start_once, CONFIG.dataset_prefix)
+    return handle_s3_event(event, start_once, CONFIG.dataset_prefix, context.get_remaining_time_in_millis)

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-MARKER_FILE = "data.yaml"
+from yolopipe_shared.layout import DATASET_PREFIX, MARKER_FILE, dataset_prefix, dataset_version, s3_uri
+
 #: SageMaker's PipelineExecutionDisplayName rule.
 DISPLAY_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}")
 DISPLAY_NAME_MAX = 82
@@ -36,11 +37,11 @@ class DatasetMarker:
     @property
     def dataset_uri(self) -> str:
         """`s3://<bucket>/datasets/<name>/`: the pipeline's DatasetS3Uri."""
-        return f"s3://{self.bucket}/{self.prefix}"
+        return s3_uri(self.bucket, self.prefix)
 
     @property
     def marker_uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+        return s3_uri(self.bucket, self.key)
 
     @property
     def client_request_token(self) -> str:
@@ -70,17 +71,17 @@ def display_name_for(dataset: str) -> str:
     return name
 
 
-def marker_from_key(bucket: str, key: str, version: str, dataset_prefix: str = "datasets/",
+def marker_from_key(bucket: str, key: str, version: str, root: str = DATASET_PREFIX,
                     event_time: str = "") -> DatasetMarker | None:
     """The marker for `datasets/<name>/data.yaml` (already URL-decoded), or None for any other key."""
-    if not key.startswith(dataset_prefix):
+    if not key.startswith(root):
         return None
-    rest = key[len(dataset_prefix):]
+    rest = key[len(root):]
     name, sep, file = rest.partition("/")
     if not sep or file != MARKER_FILE or not name.strip() or name in (".", ".."):
         return None
     return DatasetMarker(bucket=bucket, key=key, version=version, dataset=name,
-                         prefix=f"{dataset_prefix}{name}/", event_time=event_time)
+                         prefix=dataset_prefix(name, root), event_time=event_time)
 
 
 def record_key(record: Mapping[str, Any]) -> str:
@@ -96,6 +97,6 @@ def markers_from_event(event: Mapping[str, Any], dataset_prefix: str = "datasets
             yield record, None
             continue
         obj = record["s3"]["object"]
-        version = str(obj.get("versionId") or obj.get("eTag") or obj.get("sequencer") or "")
+        version = dataset_version(obj.get("versionId"), obj.get("eTag")) or str(obj.get("sequencer") or "")
         yield record, marker_from_key(record["s3"]["bucket"]["name"], record_key(record), version,
                                       dataset_prefix, str(record.get("eventTime", "")))

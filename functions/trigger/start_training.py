@@ -3,15 +3,18 @@ or refuse it and say why on the notification topic. Clients come in as arguments
 
 Overrides: an optional `yolopipe.yaml` beside data.yaml sets pipeline parameters for this dataset
 (any spelling: `epochs: 50`, `model_variant: s`), checked against the shared parameter bounds,
-`only_overridable` (a dataset cannot lower its own quality gate) and the stack's MaxEpochs.
+`only_overridable` (a dataset cannot lower its own quality gate) and the stack's cost bounds
+(MaxEpochs, AllowedTrainingInstanceTypes, MaxTrainingRuntimeSeconds).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.exceptions import ClientError
 from s3_events import DatasetMarker, markers_from_event
 from trigger_config import TriggerConfig
@@ -19,17 +22,24 @@ from trigger_config import TriggerConfig
 from yolopipe_shared import parameters, topic
 from yolopipe_shared.data_yaml import Problem
 from yolopipe_shared.dataset_sources import S3DatasetSource
-from yolopipe_shared.errors import PipelineNotFound
-from yolopipe_shared.overrides import OVERRIDES_FILE, OVERRIDES_MAX_BYTES, parse_overrides
+from yolopipe_shared.errors import PipelineNotFound, YolopipeError
+from yolopipe_shared.layout import dataset_version
+from yolopipe_shared.overrides import OVERRIDES_FILE, OVERRIDES_MAX_BYTES, StackLimits, parse_overrides
 from yolopipe_shared.validate import validate_dataset
 
 logger = logging.getLogger(__name__)
 
 #: Problems listed in a refusal message; the rest are counted.
 MAX_PROBLEMS_LISTED = 50
+#: A problem quotes what it found (a value, a path): at most this much of it.
+MAX_PROBLEM_CHARS = 500
+#: Most files the trigger validates: 500,000 images with their labels. Its listing takes ~140 MB of
+#: the function's 512 MB (tests/unit/dataset/test_dataset_memory.py measures it); a larger dataset
+#: is refused with a message, never an out-of-memory crash.
+MAX_DATASET_FILES = 1_000_000
 
 
-def read_overrides(s3: Any, marker: DatasetMarker, max_epochs: int | None) -> tuple[
+def read_overrides(s3: Any, marker: DatasetMarker, limits: StackLimits) -> tuple[
         dict[str, parameters.Value], list[Problem]]:
     """The dataset's parameter overrides from `yolopipe.yaml` (none if absent), or the problems in it."""
     key = marker.prefix + OVERRIDES_FILE
@@ -45,7 +55,7 @@ def read_overrides(s3: Any, marker: DatasetMarker, max_epochs: int | None) -> tu
         return {}, [Problem(OVERRIDES_FILE, 1, f"file is larger than {OVERRIDES_MAX_BYTES // 1024} KiB; "
                                                "it should hold a few parameters only")]
     text = body.read(OVERRIDES_MAX_BYTES + 1).decode("utf-8", errors="replace")
-    return parse_overrides(text, max_epochs)
+    return parse_overrides(text, limits)
 
 
 def start_training(marker: DatasetMarker, *, s3: Any, sagemaker: Any, sns: Any,
@@ -55,15 +65,26 @@ def start_training(marker: DatasetMarker, *, s3: Any, sagemaker: Any, sns: Any,
     Returns a JSON-able outcome (the idempotency layer stores it and replays it for duplicates).
     A refusal is a normal outcome: the problems go to the topic and nothing is retried.
     """
-    report = validate_dataset(S3DatasetSource(s3, marker.bucket, marker.prefix), label_sample=config.label_sample)
-    overrides, override_problems = read_overrides(s3, marker, config.max_epochs)
+    current = current_version(s3, marker)
+    if current != marker.version:
+        # A late or out-of-order event: the prefix now holds another upload (its own event starts it)
+        # or none; training now would run on data this version does not describe.
+        logger.info("marker superseded", extra={"dataset": marker.dataset, "version": marker.version,
+                                                "current": current})
+        return {"outcome": "superseded", "dataset": marker.dataset, "version": marker.version,
+                "current_version": current}
+    report = validate_dataset(S3DatasetSource(s3, marker.bucket, marker.prefix), label_sample=config.label_sample,
+                              max_files=MAX_DATASET_FILES)
+    overrides, override_problems = read_overrides(s3, marker, config.limits)
     problems: list[Problem] = [*report.problems, *override_problems]
     if problems:
         publish_refusal(sns, config.notify_topic_arn, marker, problems)
         logger.info("dataset refused", extra={"dataset": marker.dataset, "problems": len(problems)})
-        return {"outcome": "refused", "dataset": marker.dataset, "problems": [str(p) for p in problems]}
+        # The outcome is stored in the idempotency record (a DynamoDB item holds at most 400 KB)
+        return {"outcome": "refused", "dataset": marker.dataset, "problem_count": len(problems),
+                "problems": [_truncate(str(p), MAX_PROBLEM_CHARS) for p in problems[:MAX_PROBLEMS_LISTED]]}
 
-    values = {"DatasetS3Uri": marker.dataset_uri, "DatasetVersion": marker.version, **overrides}
+    values = {**parameters.dataset_parameters(marker.dataset_uri, marker.version), **overrides}
     try:
         response = sagemaker.start_pipeline_execution(
             PipelineName=config.pipeline_name,
@@ -83,9 +104,20 @@ def start_training(marker: DatasetMarker, *, s3: Any, sagemaker: Any, sns: Any,
             "parameters": {k: parameters.BY_NAME[k].to_string(v) for k, v in values.items()}}
 
 
+def current_version(s3: Any, marker: DatasetMarker) -> str:
+    """The version data.yaml has now (layout.dataset_version's rule), "" when it was deleted."""
+    try:
+        head = s3.head_object(Bucket=marker.bucket, Key=marker.key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return ""
+        raise
+    return dataset_version(head.get("VersionId"), head.get("ETag"))
+
+
 def publish_refusal(sns: Any, topic_arn: str, marker: DatasetMarker, problems: list[Problem]) -> None:
     """Tell the team, in plain text, why a dataset did not start training."""
-    listed = [f"  {p}" for p in problems[:MAX_PROBLEMS_LISTED]]
+    listed = [f"  {_truncate(str(p), MAX_PROBLEM_CHARS)}" for p in problems[:MAX_PROBLEMS_LISTED]]
     if len(problems) > MAX_PROBLEMS_LISTED:
         listed.append(f"  ... and {len(problems) - MAX_PROBLEMS_LISTED} more")
     message = "\n".join([
@@ -106,26 +138,64 @@ def _truncate(text: str, limit: int) -> str:
 
 
 StartOnce = Callable[..., dict[str, Any]]
+RemainingMillis = Callable[[], int]
+
+#: Time an invocation keeps to validate and start once it holds a dataset version's record: it waits
+#: for another holder no longer than that (a retry that cannot finish in time leaves it to the next).
+TIME_TO_START_MS = 60_000
+#: Polls of a record held by another invocation: 0.2 s, doubling up to 2 s (a few DynamoDB writes).
+FIRST_POLL_S, MAX_POLL_S = 0.2, 2.0
 
 
-def handle_s3_event(event: Mapping[str, Any], start_once: StartOnce, dataset_prefix: str) -> dict[str, Any]:
+class DeliveryInProgress(YolopipeError):
+    """Another invocation holds this dataset version's record and did not finish while this one could
+    wait. Raised so that Lambda retries the event: a holder that crashed (out of memory, killed) left
+    its record INPROGRESS until its own time ran out, and only a retry after that starts the dataset."""
+
+
+def handle_s3_event(event: Mapping[str, Any], start_once: StartOnce, dataset_prefix: str,
+                    remaining_ms: RemainingMillis, *, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Every record of an S3 notification: markers go through `start_once(marker=...)` (the
-    idempotent wrapper of `start_training`), anything else is ignored successfully."""
-    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+    idempotent wrapper of `start_training`), anything else is ignored successfully.
 
+    Exactly once: a marker that was not acted on raises (after the other records were handled), so
+    Lambda retries the event and finally sends it to the trigger's on-failure queue; a marker acted
+    on answers its stored outcome again.
+    """
     outcomes: list[dict[str, Any]] = []
+    failures: list[Exception] = []
     for record, marker in markers_from_event(event, dataset_prefix):
         if marker is None:
             outcomes.append({"outcome": "ignored", "key": _safe_key(record)})
             continue
         try:
-            outcomes.append(start_once(marker=marker.as_dict()))
-        except IdempotencyAlreadyInProgressError:
-            # A concurrent delivery of the same version holds the record and will start it (or,
-            # if it fails, delete the record so that its retry does).
-            logger.info("duplicate delivery in progress elsewhere", extra={"dataset": marker.dataset})
-            outcomes.append({"outcome": "duplicate", "dataset": marker.dataset})
+            outcomes.append(start_when_free(start_once, marker, remaining_ms, sleep=sleep))
+        except Exception as error:  # noqa: BLE001 - raised again below, once every record had its turn
+            logger.exception("dataset not started; the event will be retried",
+                             extra={"dataset": marker.dataset, "version": marker.version})
+            failures.append(error)
+    if failures:
+        raise failures[0]
     return {"records": len(outcomes), "outcomes": outcomes}
+
+
+def start_when_free(start_once: StartOnce, marker: DatasetMarker, remaining_ms: RemainingMillis, *,
+                    sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """`start_once` for one marker; while another invocation holds the version's record, wait for
+    its outcome (a concurrent duplicate delivery) or for its record to expire (a crashed holder),
+    as long as this invocation would still have TIME_TO_START_MS left; then raise DeliveryInProgress."""
+    attempt = 0
+    while True:
+        try:
+            return start_once(marker=marker.as_dict())
+        except IdempotencyAlreadyInProgressError as error:
+            pause = min(MAX_POLL_S, FIRST_POLL_S * 2**attempt)
+            if remaining_ms() - pause * 1000 < TIME_TO_START_MS:
+                raise DeliveryInProgress(
+                    f"dataset {marker.dataset!r} version {marker.version} is held by another invocation "
+                    "that has not finished; Lambda retries this event") from error
+            sleep(pause)
+            attempt += 1
 
 
 def _safe_key(record: Mapping[str, Any]) -> str:

@@ -179,7 +179,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     from .parser import dest
 
     return {spec.name: getattr(args, dest(spec)) for spec in parameters.PARAMETERS
-            if spec.name != "DatasetS3Uri" and getattr(args, dest(spec), None) is not None}
+            if spec.name not in ("DatasetS3Uri", "DatasetName") and getattr(args, dest(spec), None) is not None}
 
 
 def cmd_run(args: argparse.Namespace) -> int:

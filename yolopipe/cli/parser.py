@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="s3://<bucket>/datasets/<name>/, or just <name> in the stack's bucket")
     group = sub.add_argument_group("pipeline parameters (checked before any AWS call)")
     for spec in parameters.PARAMETERS:
-        if spec.name == "DatasetS3Uri":
+        if spec.name in ("DatasetS3Uri", "DatasetName"):  # --dataset gives both
             continue
         flags = [spec.flag] + (["--variant"] if spec.name == "ModelVariant" else [])
         metavar = {"integer": "N", "float": "X", "boolean": "true|false"}.get(spec.kind, "VALUE")

@@ -6,7 +6,9 @@ folder). Pure Python + PyYAML: it ships in the functions' layer and in the train
 
 data.yaml is untrusted input (anyone who can write to the bucket wrote it):
 
-- parsed with PyYAML's SafeLoader only (no `!!python/...` tags), at most 1 MiB;
+- parsed with PyYAML's SafeLoader only (no `!!python/...` tags), at most 1 MiB and MAX_YAML_NODES
+  values, counted with YAML aliases expanded (`load_untrusted_yaml`: a few hundred bytes of nested
+  aliases would otherwise stand for billions of values to whatever walks them);
 - a `download` key is refused, whatever its value: Ultralytics runs it as a URL, a shell command
   or Python when the val images are missing;
 - split paths (`train`, `val`, `test`; a string or a list; folders of images or .txt lists of
@@ -17,7 +19,8 @@ data.yaml is untrusted input (anyone who can write to the bucket wrote it):
   folder inside it (the split paths are then relative to that folder). An absolute or escaping
   `path` (`/content/datasets/x`, `../datasets/x`) is refused: set `path: .` or remove it;
 - `names` is a list, or a mapping {id: name} with ids 0..n-1 without gaps; `nc`, when present,
-  equals the number of names (`nc` alone gives names class_0..class_{nc-1}, with a warning);
+  equals the number of names (`nc` alone gives names class_0..class_{nc-1}, with a warning); at
+  most MAX_CLASSES classes;
 - `train` and `val` are required (`validation` is read as `val`, as Ultralytics does).
 
 Problems carry the data.yaml line they come from (PyYAML node marks).
@@ -34,6 +37,13 @@ import yaml
 
 DATA_YAML = "data.yaml"
 MAX_DATA_YAML_BYTES = 1 << 20
+#: Most classes a dataset may have. Real detection vocabularies are far below it (COCO 80, Objects365
+#: 365, Open Images 600, LVIS 1,203); `nc: 100000000` would otherwise build a hundred million names
+#: (gigabytes) in the trigger, the CLI and train.py before anything else is checked.
+MAX_CLASSES = 10_000
+#: Most YAML values (scalars, lists, mappings; aliases expanded) in a data.yaml: MAX_CLASSES names
+#: as a mapping (two values each) and a few splits fit with room to spare.
+MAX_YAML_NODES = 4 * MAX_CLASSES
 SPLITS = ("train", "val", "test")
 REQUIRED_SPLITS = ("train", "val")
 
@@ -99,11 +109,11 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
     if len(text) > MAX_DATA_YAML_BYTES:
         problem(None, f"is {len(text):,} characters; a data.yaml is a few lines (at most 1 MiB)")
         return None, problems
-    loader = None
     try:
-        loader = yaml.SafeLoader(text)
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        node, data = load_untrusted_yaml(text, max_nodes=MAX_YAML_NODES)
+    except YamlTooLarge as exc:
+        problem(exc.line, f"{exc}; a data.yaml is a short mapping")
+        return None, problems
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem(
@@ -122,9 +132,6 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
     except RecursionError:
         problem(None, "nests too deeply to be a data.yaml; write a flat mapping")
         return None, problems
-    finally:
-        if loader is not None:
-            loader.dispose()
 
     if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
         problem(
@@ -235,6 +242,83 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
     return DataYaml(names=names, splits=splits, raw=data, root=root, warnings=warnings, lines=lines), []
 
 
+class YamlTooLarge(yaml.YAMLError):
+    """A YAML document holds more values than its kind of file ever needs (aliases expanded)."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _BoundedSafeLoader(yaml.SafeLoader):
+    """SafeLoader that stops composing after `max_nodes` distinct nodes (memory stays bounded
+    whatever the text is; the caller then checks the size with aliases expanded)."""
+
+    max_nodes = MAX_YAML_NODES
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.composed = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if not self.check_event(yaml.AliasEvent):
+            self.composed += 1
+            if self.composed > self.max_nodes:
+                mark = self.peek_event().start_mark
+                raise YamlTooLarge(f"holds more than {self.max_nodes:,} values", mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def expanded_size(node: yaml.Node, limit: int) -> int:
+    """How many values `node` stands for once its aliases are expanded, counting stops past `limit`.
+    A node that contains itself (`&a [*a]`) counts as more than `limit`."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(current: yaml.Node) -> int:
+        key = id(current)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            return limit + 1
+        open_nodes.add(key)
+        total = 1
+        if isinstance(current, yaml.SequenceNode):
+            children: list[yaml.Node] = current.value
+        elif isinstance(current, yaml.MappingNode):
+            children = [child for pair in current.value for child in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        open_nodes.discard(key)
+        sizes[key] = total = min(total, limit + 1)
+        return total
+
+    return size(node)
+
+
+def load_untrusted_yaml(text: str, *, max_nodes: int) -> tuple[yaml.Node | None, Any]:
+    """(node, data) of a one-document YAML text with PyYAML's SafeLoader, refusing with YamlTooLarge a
+    document of more than `max_nodes` values, YAML aliases expanded: what the trigger, the CLI and
+    train.py parse from a dataset stays small however the text is written. Other YAML errors
+    propagate as PyYAML raises them."""
+    loader = _BoundedSafeLoader(text)
+    loader.max_nodes = max_nodes
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        if expanded_size(node, max_nodes) > max_nodes:
+            raise YamlTooLarge(f"stands for more than {max_nodes:,} values once its YAML aliases are expanded",
+                               node.start_mark.line + 1)
+        return node, loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def short(value: Any, limit: int = 40) -> str:
     """A value for a message: scalars as repr (cut), containers by kind (their repr can be huge)."""
     if isinstance(value, dict | list | tuple | set):
@@ -275,6 +359,10 @@ def _parse_names(
         if nc is None or nc < 1:
             problem(nc_line, f"`nc: {short(raw_nc)}` must be a whole number of classes (1 or more)")
             return None
+        if nc > MAX_CLASSES:
+            problem(nc_line, f"`nc: {nc:,}` is over the {MAX_CLASSES:,} classes a dataset may have; "
+                             "give the real number of classes")
+            return None
     if raw_names is None:
         if nc is None:
             problem(names_line, "`names` is missing: add the class names, e.g. `names: [cat, dog]`")
@@ -308,6 +396,9 @@ def _parse_names(
         return None
     if not items:
         problem(names_line, "`names` is empty: list at least one class")
+        return None
+    if len(items) > MAX_CLASSES:
+        problem(names_line, f"`names` lists {len(items):,} classes, over the {MAX_CLASSES:,} a dataset may have")
         return None
     for position, (class_id, value) in enumerate(items):
         line = item_lines[position] if position < len(item_lines) else names_line

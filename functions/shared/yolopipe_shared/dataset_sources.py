@@ -3,12 +3,17 @@
 Validation lists every file once (path relative to the dataset root -> size) and then reads a
 few small text files (data.yaml, .txt image lists, a sample of labels). Both sources expose just
 that, so the same rules run in the trigger (S3), the CLI (local) and train.py (local channel).
+
+A listing is kept compact (Listing: sorted paths and a parallel array of sizes, ~100 bytes a file
+against ~200 in a dict) and may be capped (`max_files`): the trigger's memory is fixed.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +25,83 @@ class DatasetUnreadable(YolopipeError):
     """The dataset's storage could not be listed or read (missing folder or bucket, access denied)."""
 
 
+class TooManyFiles(YolopipeError):
+    """The dataset holds more files than the caller can validate (`max_files`)."""
+
+    def __init__(self, location: str, max_files: int) -> None:
+        super().__init__(f"{location} holds more than {max_files:,} files")
+        self.max_files = max_files
+
+
+class Listing(Mapping[str, int]):
+    """Every file of a dataset: relative path -> size, as two parallel sorted arrays.
+
+    A read-only mapping (so `listing == {...}` and `listing.get(path)` work); `paths` is sorted, which
+    is what validation needs to find the files under a folder.
+    """
+
+    __slots__ = ("paths", "sizes")
+
+    def __init__(self, paths: list[str], sizes: array[int]) -> None:
+        if any(paths[i] > paths[i + 1] for i in range(len(paths) - 1)):
+            order = sorted(range(len(paths)), key=paths.__getitem__)
+            paths, sizes = [paths[i] for i in order], array("q", (sizes[i] for i in order))
+        self.paths = paths
+        self.sizes = sizes
+
+    @classmethod
+    def of(cls, files: Mapping[str, int]) -> Listing:
+        return cls(list(files), array("q", files.values()))
+
+    def index(self, path: str) -> int:
+        """Position of `path` in `paths`, or -1."""
+        i = bisect.bisect_left(self.paths, path)
+        if i < len(self.paths) and self.paths[i] == path:
+            return i
+        return -1
+
+    def __getitem__(self, path: str) -> int:
+        i = self.index(path)
+        if i < 0:
+            raise KeyError(path)
+        return self.sizes[i]
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self.index(path) >= 0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def under(self, folder: str) -> list[str]:
+        """The paths below `folder` ("" or "." for all), in order."""
+        if folder in ("", "."):
+            return self.paths
+        prefix = folder.rstrip("/") + "/"
+        # "0" sorts right after "/": [prefix, prefix[:-1] + "0") holds exactly the paths under the folder
+        return self.paths[bisect.bisect_left(self.paths, prefix): bisect.bisect_left(self.paths, prefix[:-1] + "0")]
+
+
+class _Collector:
+    """Builds a Listing file by file, refusing more than `max_files`."""
+
+    def __init__(self, location: str, max_files: int | None) -> None:
+        self.location, self.max_files = location, max_files
+        self.paths: list[str] = []
+        self.sizes: array[int] = array("q")
+
+    def add(self, path: str, size: int) -> None:
+        if self.max_files is not None and len(self.paths) >= self.max_files:
+            raise TooManyFiles(self.location, self.max_files)
+        self.paths.append(path)
+        self.sizes.append(size)
+
+    def listing(self) -> Listing:
+        return Listing(self.paths, self.sizes)
+
+
 class DatasetSource(Protocol):
     """What `validate_dataset` needs from where a dataset lies. Paths are POSIX, relative to the root."""
 
@@ -28,8 +110,9 @@ class DatasetSource(Protocol):
         """Where the dataset lies, for messages: a folder or an s3:// URI ending in /."""
         ...
 
-    def list_files(self) -> dict[str, int]:
-        """Every file under the root, relative path -> size in bytes (one listing)."""
+    def list_files(self, *, max_files: int | None = None) -> Listing:
+        """Every file under the root, relative path -> size in bytes (one listing); TooManyFiles past
+        `max_files`."""
         ...
 
     def read_bytes(self, path: str, *, max_bytes: int) -> bytes | None:
@@ -55,10 +138,10 @@ class LocalDatasetSource:
     def location(self) -> str:
         return str(self.root)
 
-    def list_files(self) -> dict[str, int]:
+    def list_files(self, *, max_files: int | None = None) -> Listing:
         if not self.root.is_dir():
             raise DatasetUnreadable(f"{self.root} is not a folder; give the folder that holds data.yaml")
-        files: dict[str, int] = {}
+        files = _Collector(self.location, max_files)
         root_stat = os.stat(self.root)
         seen = {(root_stat.st_dev, root_stat.st_ino)}
         stack: list[tuple[str, str]] = [(str(self.root), "")]
@@ -80,10 +163,10 @@ class LocalDatasetSource:
                                 seen.add((target.st_dev, target.st_ino))
                             stack.append((entry.path, rel + "/"))
                         elif entry.is_file():
-                            files[rel] = entry.stat().st_size
+                            files.add(rel, entry.stat().st_size)
                     except OSError:  # a dangling symlink or a file removed while listing
                         continue
-        return files
+        return files.listing()
 
     def read_bytes(self, path: str, *, max_bytes: int) -> bytes | None:
         try:
@@ -129,20 +212,20 @@ class S3DatasetSource:
     def location(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
 
-    def list_files(self) -> dict[str, int]:
+    def list_files(self, *, max_files: int | None = None) -> Listing:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        files: dict[str, int] = {}
+        files = _Collector(self.location, max_files)
         paginator = self.s3.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for obj in page.get("Contents", ()):
                     rel = obj["Key"][len(self.prefix) :]
                     if rel and not rel.endswith("/"):  # "folder" placeholder objects hold nothing
-                        files[rel] = int(obj.get("Size", 0))
+                        files.add(rel, int(obj.get("Size", 0)))
         except (ClientError, BotoCoreError) as exc:
             raise DatasetUnreadable(f"cannot list {self.location}: {_error_code(exc)}") from exc
-        return files
+        return files.listing()
 
     def read_bytes(self, path: str, *, max_bytes: int) -> bytes | None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -17,6 +17,11 @@ IMG_FORMATS = frozenset(
 )
 
 MAX_LABEL_BYTES = 2 << 20  # ~40,000 boxes; Ultralytics has no limit, a Lambda has little memory
+#: Most rows (objects) a label file may have. Crowded datasets stay far below (SKU-110K: ~150 per
+#: image, at most ~700); 2 MiB of `0 0 0 0 0` rows would otherwise be 200,000 rows parsed at once.
+MAX_LABEL_ROWS = 10_000
+#: Joined label text checked in one pass (batch_ok); larger batches are checked file by file.
+_MAX_BATCH_CHARS = 1 << 20
 # Ultralytics' tolerance (ultralytics.data.utils.verify_image_label): coordinates up to 1.01 and
 # down to -0.01 pass, so the same files pass here.
 _COORD_MAX = 1.01
@@ -50,6 +55,8 @@ def check_label(data: bytes, nc: int, *, nkpt: int = 0, ndim: int = 0) -> tuple[
     its 1% tolerance). Polygon points are also checked one by one (stricter than Ultralytics,
     which only checks the box around them).
     """
+    if data.count(b"\n") >= MAX_LABEL_ROWS and len(data.splitlines()) > MAX_LABEL_ROWS:
+        return None, f"has more than {MAX_LABEL_ROWS:,} rows; a label file holds one row per object"
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -130,6 +137,10 @@ def _is_float(value: str) -> bool:
 def batch_ok(contents: list[bytes | None], nc: int) -> bool:
     """True when every label file of the batch passes: the rows of box files are independent, so
     the joined text passing the fast check means each file does. False: check them one by one."""
+    if sum(len(data) for data in contents if data is not None) > _MAX_BATCH_CHARS:
+        return False
+    if any(data is not None and data.count(b"\n") >= MAX_LABEL_ROWS for data in contents):
+        return False
     try:
         texts = [data.decode("utf-8-sig") for data in contents if data is not None]
     except UnicodeDecodeError:

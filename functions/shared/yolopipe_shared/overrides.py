@@ -1,30 +1,68 @@
 """A dataset's `yolopipe.yaml`: parameter overrides beside data.yaml (any spelling: `epochs: 50`,
 `model_variant: s`), checked against the shared parameter bounds, `only_overridable` (a dataset
-cannot lower its own quality gate) and the stack's MaxEpochs. The trigger, the CLI and the local
+cannot lower its own quality gate) and the stack's cost bounds (StackLimits: MaxEpochs, the
+allowed training instance types, the longest training run). The trigger, the CLI and the local
 mode read it with this one parser.
+
+The file is untrusted (anyone who can write to the bucket wrote it): at most 64 KiB and
+MAX_OVERRIDES_NODES YAML values with aliases expanded, one scalar per parameter.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import yaml
 
 from . import parameters
-from .data_yaml import Problem
+from .data_yaml import Problem, YamlTooLarge, load_untrusted_yaml, short
 from .errors import ParameterError
 
 OVERRIDES_FILE = "yolopipe.yaml"
 OVERRIDES_MAX_BYTES = 64 * 1024
+#: A flat mapping of a dozen parameters is ~25 values; aliases cannot make it stand for more than this.
+MAX_OVERRIDES_NODES = 200
 
 
-def parse_overrides(text: str, max_epochs: int | None) -> tuple[dict[str, parameters.Value], list[Problem]]:
+@dataclass(frozen=True)
+class StackLimits:
+    """The stack's bounds on what a dataset may choose (template parameters MaxEpochs,
+    AllowedTrainingInstanceTypes, MaxTrainingRuntimeSeconds). None: only the parameter's own bounds."""
+
+    max_epochs: int | None = None
+    allowed_instance_types: tuple[str, ...] | None = None
+    max_runtime_seconds: int | None = None
+
+    def check(self, name: str, value: parameters.Value) -> None:
+        """Raise ParameterError when `value` of parameter `name` is outside the stack's bounds."""
+        if name == "Epochs" and self.max_epochs is not None and int(value) > self.max_epochs:
+            raise ParameterError(f"Epochs must be at most {self.max_epochs} on this stack (MaxEpochs), got {value}")
+        if (name == "TrainingInstanceType" and self.allowed_instance_types is not None
+                and value not in self.allowed_instance_types):
+            raise ParameterError(f"TrainingInstanceType {value} is not allowed on this stack; choose one of "
+                                 f"{', '.join(self.allowed_instance_types)} (AllowedTrainingInstanceTypes)")
+        if name == "MaxRuntimeSeconds" and self.max_runtime_seconds is not None and int(value) > \
+                self.max_runtime_seconds:
+            raise ParameterError(f"MaxRuntimeSeconds must be at most {self.max_runtime_seconds} on this stack "
+                                 f"(MaxTrainingRuntimeSeconds), got {value}")
+
+
+def parse_overrides(text: str, limits: StackLimits | None = None) -> tuple[dict[str, parameters.Value], list[Problem]]:
     """Parse and check an overrides file: a flat YAML mapping of parameter -> value."""
+    limits = limits or StackLimits()
+    if len(text) > OVERRIDES_MAX_BYTES:
+        return {}, [Problem(OVERRIDES_FILE, None, f"is larger than {OVERRIDES_MAX_BYTES // 1024} KiB; "
+                                                  "it should hold a few parameters only")]
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = load_untrusted_yaml(text, max_nodes=MAX_OVERRIDES_NODES)
+    except YamlTooLarge as error:
+        return {}, [Problem(OVERRIDES_FILE, error.line, f"{error}; write a flat mapping such as `epochs: 50`")]
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        return {}, [Problem(OVERRIDES_FILE, line, f"not valid YAML ({getattr(error, 'problem', error)})")]
+        return {}, [Problem(OVERRIDES_FILE, line, f"not valid YAML ({getattr(error, 'problem', None) or 'syntax'})")]
+    except RecursionError:
+        return {}, [Problem(OVERRIDES_FILE, None, "nests too deeply; write a flat mapping such as `epochs: 50`")]
     if data is None:
         return {}, []
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
@@ -33,10 +71,16 @@ def parse_overrides(text: str, max_epochs: int | None) -> tuple[dict[str, parame
     resolved: dict[str, parameters.Value] = {}
     problems: list[Problem] = []
     for key, value in data.items():
+        line = lines.get(str(key), 1)
+        if isinstance(value, dict | list | set | tuple):
+            problems.append(Problem(OVERRIDES_FILE, line, f"{short(key)} must be one value, not {short(value)}"))
+            continue
         try:
-            resolved.update(parameters.resolve({str(key): value}, only_overridable=True, max_epochs=max_epochs))
+            for name, checked in parameters.resolve({str(key): value}, only_overridable=True).items():
+                limits.check(name, checked)
+                resolved[name] = checked
         except ParameterError as error:
-            problems.append(Problem(OVERRIDES_FILE, lines.get(str(key), 1), str(error)))
+            problems.append(Problem(OVERRIDES_FILE, line, str(error)))
             continue
     names = [parameters.spec_for(str(k)).name for k in data if _known(str(k))]
     for name in {n for n in names if names.count(n) > 1}:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -48,6 +49,8 @@ class ParameterSpec:
     required: bool = False
     #: Extra check with its own message, for rules the bounds cannot say.
     note_over_maximum: str | None = None
+    #: Values inside the bounds that are still refused (BatchSize 0: -1 means auto, else 1 or more).
+    excluded: tuple[int, ...] = ()
 
     @property
     def snake(self) -> str:
@@ -89,9 +92,12 @@ class ParameterSpec:
             if isinstance(raw, bool):
                 raise ParameterError(f"{self.name} must be a number, got {raw!r}")
             try:
-                return float(str(raw).strip())
+                number = float(str(raw).strip())
             except ValueError:
                 raise ParameterError(f"{self.name} must be a number, got {raw!r}") from None
+            if not math.isfinite(number):  # NaN passes every bound check (all comparisons are False)
+                raise ParameterError(f"{self.name} must be a finite number, got {raw!r}")
+            return number
         return str(raw).strip()
 
     def _check(self, value: Value) -> None:
@@ -101,6 +107,10 @@ class ParameterSpec:
             raise ParameterError(f"{self.name} {value!r} is not valid: {self.help}")
         if self.kind in ("integer", "float") and not isinstance(value, bool):
             assert isinstance(value, int | float)
+            if not math.isfinite(value):
+                raise ParameterError(f"{self.name} must be a finite number, got {value!r}")
+            if value in self.excluded:
+                raise ParameterError(f"{self.name} cannot be {value}: {self.help}")
             if self.minimum is not None and value < self.minimum:
                 raise ParameterError(f"{self.name} must be at least {_num(self.minimum)}, got {value}")
             if self.maximum is not None and value > self.maximum:
@@ -141,7 +151,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "BatchSize", "integer", -1,
         "images per batch; -1 sizes it to the GPU memory (the fast default), CPU uses 16",
-        minimum=-1, maximum=1024,
+        minimum=-1, maximum=1024, excluded=(0,),
     ),
     ParameterSpec("ImageSize", "integer", 640, "training and evaluation image size in pixels",
                   minimum=32, maximum=2048, multiple_of=32),

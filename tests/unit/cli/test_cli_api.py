@@ -27,7 +27,8 @@ def test_notebook_validates_uploads_and_runs_on_the_stack(aws: dict[str, Any], s
     version = marker.get("VersionId") or marker["ETag"].strip('"')
     sent = aws["sagemaker"].list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
     assert {p["Name"]: p["Value"] for p in sent} == {
-        "DatasetS3Uri": f"s3://{BUCKET}/datasets/nb/", "Epochs": "3", "ModelVariant": "s", "DatasetVersion": version}
+        "DatasetS3Uri": f"s3://{BUCKET}/datasets/nb/", "Epochs": "3", "ModelVariant": "s", "DatasetVersion": version,
+        "DatasetName": "nb"}
     assert [e["arn"] for e in yp.executions()] == [arn]
 
 

@@ -163,7 +163,7 @@ def test_run_sends_only_the_given_parameters_to_the_stack_pipeline(cli: Any, aws
         PipelineExecutionArn=executions[0]["PipelineExecutionArn"])["PipelineParameters"]
     assert {p["Name"]: p["Value"] for p in sent} == {
         "DatasetS3Uri": f"s3://{BUCKET}/datasets/cats/", "ModelVariant": "s", "Epochs": "5",
-        "DatasetVersion": version}
+        "DatasetVersion": version, "DatasetName": "cats"}
 
 
 def test_run_dry_run_starts_nothing_and_shows_every_effective_value(cli: Any, aws: dict[str, Any]) -> None:

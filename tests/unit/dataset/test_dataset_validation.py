@@ -312,3 +312,33 @@ def test_symlinked_folders_are_followed_once(sample_dataset, tmp_path: Path) -> 
     report = validate(ds.root, label_sample=None)
     assert report.ok, report.summary()
     assert report.images_per_split == {"train": 4, "val": 2}
+
+
+def test_a_label_file_of_too_many_rows_is_refused_in_one_line(sample_dataset) -> None:
+    # GIVEN a 2 MiB-class label file of 10,001 rows (no image holds that many objects)
+    ds = sample_dataset(train=3, val=2)
+    label = sorted((ds.root / "labels" / "train").iterdir())[0]
+    label.write_text("0 0.5 0.5 0.1 0.1\n" * 10_001)
+    # WHEN validated THEN that file is the problem, named with the limit
+    problem = only_problem(validate(ds.root, label_sample=None))
+    assert problem.file == f"labels/train/{label.name}" and "more than 10,000 rows" in problem.message
+
+
+def test_a_list_of_too_many_lines_is_refused_without_reading_them(sample_dataset) -> None:
+    # GIVEN a train.txt of 1,000,001 lines
+    ds = sample_dataset(train=3, val=2)
+    write_list(ds.root, "train.txt", ["./images/train/train_00000.jpg"] * 1_000_001)
+    ds.data_yaml.write_text("train: train.txt\nval: images/val\nnames: [a, b, c]\n")
+    # WHEN validated THEN it is one problem naming the limit
+    problems = validate(ds.root).problems
+    assert any(p.file == "train.txt" and "more than 1,000,000 lines" in p.message for p in problems), problems
+
+
+def test_many_bad_list_lines_are_reported_in_a_bounded_number_of_problems(sample_dataset) -> None:
+    # GIVEN a train.txt where 5,000 lines name missing images
+    ds = sample_dataset(train=3, val=2)
+    write_list(ds.root, "train.txt", ["./images/train/train_00000.jpg"] + [f"./nope/{i}.jpg" for i in range(5_000)])
+    ds.data_yaml.write_text("train: train.txt\nval: images/val\nnames: [a, b, c]\n")
+    # WHEN validated THEN the first 20 are listed and the rest counted in one more line
+    problems = [p for p in validate(ds.root).problems if p.file == "train.txt"]
+    assert len(problems) == 21 and "4,980 more" in problems[-1].message

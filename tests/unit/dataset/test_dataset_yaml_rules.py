@@ -181,3 +181,47 @@ def test_hostile_yaml_is_a_short_problem_not_a_crash(text: str, words: str) -> N
     problems = refused(text)
     assert words in problems[0].message
     assert len(str(problems[0])) < 200
+
+
+# --------------------------------------------------------------------------- bounded: tiny files, big claims
+def _alias_bomb(levels: int, width: int = 10) -> str:
+    """A few hundred bytes of nested YAML aliases standing for width**levels values."""
+    text = f"a0: &a0 [{', '.join(['x'] * width)}]\n"
+    for level in range(1, levels):
+        text += f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * width)}]\n"
+    return text
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        # 50 bytes that would build 10^8 class names (gigabytes) before anything else is checked
+        ("train: images/train\nval: images/val\nnc: 100000000\n", 3, "over the 10,000 classes"),
+        ("train: images/train\nval: images/val\nnc: 10001\n", 3, "over the 10,000 classes"),
+        ("train: images/train\nval: images/val\nnames: [" + ", ".join(["c"] * 10_001) + "]\n", 3,
+         "lists 10,001 classes"),
+        # ~400 bytes standing for 10^9 values: refused before anything walks them
+        (_alias_bomb(9) + "train: images/train\nval: images/val\nnames: [*a8]\n", 1, "YAML aliases"),
+        # a merge key pulling an alias bomb into the top level
+        (_alias_bomb(9) + "<<: {x: *a8}\ntrain: images/train\nval: images/val\nnames: [a]\n", 1, "YAML aliases"),
+        # many distinct values: composing stops at the limit
+        ("train: images/train\nval: images/val\nnames: [a]\nextra: [" + ", ".join(["1"] * 50_000) + "]\n", 4,
+         "holds more than 40,000 values"),
+        # an anchor inside itself
+        ("a: &a [*a]\ntrain: images/train\nval: images/val\nnames: [a]\n", None, ""),
+    ],
+)
+def test_a_small_file_cannot_claim_unbounded_memory(text: str, line: int | None, words: str) -> None:
+    # GIVEN a data.yaml that is small on disk but stands for a huge structure
+    # WHEN parsed (the trigger, `yolopipe dataset validate` and train.py all parse it here)
+    problems = refused(text) if words else parse_data_yaml(text)[1]
+    # THEN it is refused in one line naming the limit, quickly and without a MemoryError
+    if words:
+        hit = next(p for p in problems if words in p.message)
+        assert hit.line == line and "\n" not in str(hit) and len(str(hit)) < 200
+
+
+def test_ten_thousand_classes_are_accepted() -> None:
+    # GIVEN the largest vocabulary allowed (LVIS has 1,203 classes, Objects365 365) WHEN parsed THEN it passes
+    parsed = parse_ok("train: images/train\nval: images/val\nnc: 10000\n")
+    assert parsed.nc == 10_000

@@ -1,23 +1,28 @@
-"""Deploy function harness: its module loaded from functions/deploy, build-time assets made the way
-`make build-DeployFunction` makes them, moto for S3 and SageMaker, and a stand-in for
-CloudFormation's pre-signed response URL on 127.0.0.1 that records every answer."""
+"""Deploy function harness: the function built by its own Makefile (`make build-DeployFunction`, as
+`sam build` runs it) and loaded from the build folder as Lambda loads it, moto for S3 and SageMaker,
+and a stand-in for CloudFormation's pre-signed response URL: a real HTTP server on 127.0.0.1 that
+records every PUT and can answer 500 or refuse connections for a while."""
 
 from __future__ import annotations
 
-import importlib.util
+import itertools
 import json
+import shutil
+import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
-from deploy_harness import ACCOUNT, BUCKET, PIPELINE, REGION, ROLE_ARN, Context
+from deploy_harness import ACCOUNT, BUCKET, PIPELINE, REGION, ROLE_ARN, Context, load_function
 from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[3]
@@ -25,35 +30,35 @@ DEPLOY_DIR = REPO / "functions" / "deploy"
 
 
 @pytest.fixture(scope="session")
-def assets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What the build puts next to app.py: the rendered template and the code tarball."""
-    from pipeline.code_bundle import build_bundle
-    from pipeline.render import render_definition
-
-    folder = tmp_path_factory.mktemp("deploy-assets")
-    (folder / "pipeline_definition.json").write_text(render_definition())
-    (folder / "training_code.tar.gz").write_bytes(build_bundle().data)
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `sam build` makes of functions/deploy: its Makefile run with ARTIFACTS_DIR."""
+    folder = tmp_path_factory.mktemp("DeployFunction")
+    process = subprocess.run(
+        ["make", "--no-print-directory", "-f", str(DEPLOY_DIR / "Makefile"), "build-DeployFunction",
+         f"ARTIFACTS_DIR={folder}", f"PY={sys.executable}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
     return folder
-
-
-@pytest.fixture(scope="session")
-def deploy_app() -> Any:
-    """functions/deploy/app.py as a module (its siblings importable, as in the Lambda package)."""
-    sys.path.insert(0, str(DEPLOY_DIR))
-    spec = importlib.util.spec_from_file_location("yolopipe_deploy_app", DEPLOY_DIR / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
 class CloudFormation:
-    """Records the bodies PUT to the response URL, like CloudFormation's S3 bucket would."""
+    """Records what is PUT to the response URL, like the S3 object CloudFormation reads would."""
 
-    url: str
     answers: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    puts: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
+    #: Answer the next PUTs with `fail_status` instead of taking them.
+    fail_next: int = 0
+    fail_status: int = 500
+    server: ThreadingHTTPServer | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/presigned?X-Amz-Signature=abc"
 
     def event(self, request_type: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
         """A custom resource request as CloudFormation sends it."""
@@ -70,29 +75,52 @@ class CloudFormation:
         event.update(extra)
         return event
 
+    def start(self) -> None:
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:  # noqa: N802 (http.server naming)
+                payload = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                recorder.puts += 1
+                if recorder.fail_next > 0:
+                    recorder.fail_next -= 1
+                    self.send_response(recorder.fail_status)
+                    self.end_headers()
+                    return
+                recorder.raw.append(payload)
+                recorder.answers.append(json.loads(payload))
+                recorder.arrived.set()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def down_for(self, seconds: float) -> None:
+        """Refuse connections (nothing listens on the port) for `seconds`, then take answers again."""
+        self.stop()
+        timer = threading.Timer(seconds, self.start)
+        timer.daemon = True
+        timer.start()
+
 
 @pytest.fixture
 def cloudformation() -> Iterator[CloudFormation]:
-    recorder: CloudFormation
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:  # noqa: N802 (http.server naming)
-            length = int(self.headers.get("Content-Length", 0))
-            recorder.answers.append(json.loads(self.rfile.read(length)))
-            recorder.arrived.set()
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    recorder = CloudFormation(url=f"http://127.0.0.1:{server.server_port}/presigned?X-Amz-Signature=abc")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    recorder = CloudFormation()
+    recorder.start()
     yield recorder
-    server.shutdown()
-    server.server_close()
+    time.sleep(0.05)
+    recorder.stop()
 
 
 @dataclass
@@ -102,7 +130,10 @@ class Aws:
 
 
 @pytest.fixture
-def aws() -> Iterator[Aws]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
@@ -113,6 +144,9 @@ def aws() -> Iterator[Aws]:
 def properties() -> dict[str, Any]:
     """The properties template.yaml gives the Pipeline custom resource."""
     return {
+        "ServiceTimeout": "600",
+        "CodeVersion": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:yolopipe-deploy:1",
+        "ContainerImageAccountId": "",
         "PipelineName": PIPELINE,
         "RoleArn": ROLE_ARN,
         "Bucket": BUCKET,
@@ -122,18 +156,41 @@ def properties() -> dict[str, Any]:
         "CheckpointsPrefix": "checkpoints/",
         "DefaultTrainingInstanceType": "ml.g5.xlarge",
         "MinMap50_95": "0.6",
+        "UseSpotInstances": "true",
         "ModelPackageGroupName": f"{PIPELINE}-models",
         "EnvironmentName": "dev",
     }
 
 
 @pytest.fixture
-def deploy(deploy_app: Any, aws: Aws, assets_dir: Path) -> Any:
-    """`deploy(event, context=..., sagemaker=..., assets=...)`: the function as Lambda would run it."""
+def function(aws: Aws, build_dir: Path) -> ModuleType:
+    """The built deploy function, loaded as Lambda loads it (its clients go to moto)."""
+    return load_function(build_dir)
 
-    def run(event: dict[str, Any], *, context: Any = None, sagemaker: Any = None, assets: Path | None = None) -> Any:
-        return deploy_app.respond(
-            event, context or Context(), sagemaker or aws.sagemaker, aws.s3, assets_dir=assets or assets_dir
-        )
 
-    return run
+@pytest.fixture
+def deploy(function: ModuleType) -> Callable[..., dict[str, Any]]:
+    """`deploy(event, context=...)`: one invocation of the function's handler, as Lambda makes it."""
+
+    def invoke(event: dict[str, Any], *, context: Any = None) -> dict[str, Any]:
+        return function.lambda_handler(event, context or Context())
+
+    return invoke
+
+
+@pytest.fixture
+def rebuild(build_dir: Path, tmp_path: Path) -> Callable[[dict[str, str | bytes]], Path]:
+    """A copy of the build with some of its artifacts replaced: {file name: text or bytes}."""
+    count = itertools.count()
+
+    def make(files: dict[str, str | bytes]) -> Path:
+        folder = tmp_path / f"build-{next(count)}"
+        shutil.copytree(build_dir, folder)
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                (folder / name).write_bytes(content)
+            else:
+                (folder / name).write_text(content)
+        return folder
+
+    return make

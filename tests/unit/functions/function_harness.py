@@ -61,9 +61,12 @@ class LambdaContext:
     log_group_name: str = "/aws/lambda/yolopipe-test"
     log_stream_name: str = "test"
     function_version: str = "$LATEST"
+    #: The function's timeout; the remaining time counts down from it, as the runtime's does.
+    timeout_ms: int = 300_000
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+        return max(0, self.timeout_ms - int((time.monotonic() - self.started) * 1000))
 
 
 @dataclass
@@ -266,7 +269,8 @@ def slack_server() -> Iterator[SlackServer]:
     closed.bind(("127.0.0.1", 0))
     refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/services/T000/B000/XXXXSECRETXXXX"
     server_state["s"] = SlackServer(url=url, script=[200], refused_url=refused_url)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for it, once per test.
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server_state["s"]
     httpd.shutdown()

@@ -14,13 +14,15 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import notify
 import pytest
+import slack
 from botocore.awsrequest import AWSResponse
 from function_harness import ACCOUNT, BUCKET, PIPELINE, REGION, ROLE_ARN, Aws, LambdaContext, load_event
 from moto.sagemaker.models import sagemaker_backends
 
-from yolopipe_shared import evaluation, notify, slack
-from yolopipe_shared.execution_report import ExecutionReport
+from yolopipe_shared import evaluation
+from yolopipe_shared.execution_report import EVALUATION_MAX_BYTES, ExecutionReport
 
 EVALUATION = {"metrics": {"map50": 0.912, "map50_95": 0.734, "precision": 0.88, "recall": 0.81},
               "per_class": [], "split": "val"}
@@ -211,6 +213,34 @@ def test_missing_evaluation_report_still_notifies(aws: Aws, notifier, slack_serv
     notifier.lambda_handler(status_event("pipeline_succeeded", arn), LambdaContext())
     [mail] = aws.inbox()
     assert "Training succeeded" in mail["subject"] and "mAP50-95" not in mail["message"]
+
+
+@pytest.mark.parametrize("document", [
+    "[0.9, 0.8]",
+    '"map50_95: 0.9"',
+    '{"metrics": ',
+    '{"metrics": {"map50": NaN, "map50_95": NaN, "precision": Infinity, "recall": -1e999}}',  # json.dumps writes NaN
+    '{"metrics": {"map50_95": ' + "9" * 4000 + "}}",  # an integer no float holds
+    "[" * 100_000 + "]" * 100_000,  # nested past the parser's recursion limit
+    '{"metrics": {"map50_95": 0.5}, "pad": "' + "x" * EVALUATION_MAX_BYTES + '"}',  # past the read limit
+], ids=["list", "string", "truncated", "nan-inf", "overflow", "deep", "huge"])
+def test_evaluation_report_of_the_wrong_shape_means_no_metrics(aws: Aws, notifier, slack_server, document) -> None:
+    """GIVEN a succeeded execution whose evaluation.json is not the contract's object (a list, a string,
+    broken or huge JSON, NaN, numbers no float holds) WHEN its event arrives THEN Slack and email go out
+    without metrics, and no "nan"/"inf" is shown."""
+    use_slack(aws, slack_server, 200)
+    arn = start_execution(aws)
+    answer_steps(notifier, succeeded_steps(evaluation_job(aws, report=None)))
+    aws.put(f"artifacts/shapes/evaluation/{evaluation.EVALUATION_FILE}", document)
+
+    result = notifier.lambda_handler(status_event("pipeline_succeeded", arn), LambdaContext())
+
+    assert result["sent"] is True and result["slack"] == "delivered after 1 attempt(s)"
+    [mail] = aws.inbox()
+    [message] = slack_server.received
+    assert "Training succeeded: shapes" in mail["subject"] and MODEL_PACKAGE in mail["message"]
+    for shown in (mail["message"], all_text(message)):
+        assert "mAP50-95" not in shown and "nan" not in shown.lower() and "inf" not in shown.lower()
 
 
 # --------------------------------------------------------------------------- Slack trouble

@@ -32,7 +32,8 @@ def test_marker_starts_one_execution_with_the_dataset_uri(aws: Aws, trigger, sam
     assert execution["PipelineExecutionDisplayName"] == "shapes"
     params = aws.execution_parameters(execution["PipelineExecutionArn"])
     # AND the execution is pinned to that data.yaml version (the training cache key)
-    assert params == {"DatasetS3Uri": f"s3://{BUCKET}/datasets/shapes/", "DatasetVersion": version}
+    assert params == {"DatasetS3Uri": f"s3://{BUCKET}/datasets/shapes/", "DatasetVersion": version,
+                      "DatasetName": "shapes"}
     assert aws.inbox() == []
 
 
@@ -212,6 +213,21 @@ def _break(root: Path, case: str) -> None:
         (root / "yolopipe.yaml").write_text("epochs: 3\nmin_map50_95: 0.01\n")
     elif case == "unknown-parameter":
         (root / "yolopipe.yaml").write_text("epocs: 3\n")
+    elif case == "hundred-million-classes":  # 50 bytes that would build 10^8 names
+        data.write_text("train: images/train\nval: images/val\nnc: 100000000\n")
+    elif case == "alias-bomb-overrides":  # a few hundred bytes standing for 10^9 values
+        (root / "yolopipe.yaml").write_text(
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+            + "epochs: *i\n")
+    elif case == "instance-not-allowed":
+        (root / "yolopipe.yaml").write_text("training_instance_type: ml.p5.48xlarge\n")
+    elif case == "runtime-over-cap":
+        (root / "yolopipe.yaml").write_text("max_runtime_seconds: 2419200\n")
+    elif case == "nan-learning-rate":
+        (root / "yolopipe.yaml").write_text("learning_rate: .nan\n")
+    elif case == "batch-zero":
+        (root / "yolopipe.yaml").write_text("batch_size: 0\n")
     else:
         raise AssertionError(case)
 
@@ -229,6 +245,12 @@ REFUSALS = {
     "epochs-over-cap": ("yolopipe.yaml:1", "Epochs must be at most"),
     "gate-not-overridable": ("yolopipe.yaml:2", "MinMap50_95 cannot be set by a dataset"),
     "unknown-parameter": ("yolopipe.yaml:1", "did you mean 'epochs'"),
+    "hundred-million-classes": ("data.yaml:3", "over the 10,000 classes"),
+    "alias-bomb-overrides": ("yolopipe.yaml", "YAML aliases"),
+    "instance-not-allowed": ("yolopipe.yaml:1", "ml.p5.48xlarge is not allowed on this stack"),
+    "runtime-over-cap": ("yolopipe.yaml:1", "MaxRuntimeSeconds must be at most 86400 on this stack"),
+    "nan-learning-rate": ("yolopipe.yaml:1", "LearningRate must be a finite number"),
+    "batch-zero": ("yolopipe.yaml:1", "BatchSize cannot be 0"),
 }
 
 

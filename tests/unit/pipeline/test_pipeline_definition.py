@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import botocore.session
+import pytest
+
+from yolopipe.local.expressions import Scope, evaluate
+from yolopipe.local.strict import pipeline_violations
+from yolopipe_shared import parameters
 from yolopipe_shared.evaluation import (
     EVALUATION_FILE,
     EVALUATION_OUTPUT_NAME,
@@ -75,6 +81,103 @@ def test_training_job_takes_parameters_code_by_uri_and_spot(steps):
     assert channel["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": "Parameters.DatasetS3Uri"}
     assert args["RoleArn"] == "${RoleArn}"
     assert "pytorch-training" in args["AlgorithmSpecification"]["TrainingImage"]
+
+
+def test_checkpoints_are_keyed_by_dataset_label_version_and_training_settings(steps):
+    """GIVEN the dataset `s3://b/datasets/Zebras & Ünïcode v2/` at version `3Lk.x` WHEN its training
+    saves checkpoints THEN they go to checkpoints/<label>/<version>/<settings>: no second scheme, no
+    empty segment, a key a retry of the same training finds again."""
+    values = {spec.name: spec.default for spec in PARAMETERS}
+    values.update(parameters.dataset_parameters("s3://b/datasets/Zebras & Ünïcode v2/", "3Lk.x"))
+    scope = Scope(parameters=values, execution={})
+    uri = evaluate(steps["Train"]["Arguments"]["CheckpointConfig"]["S3Uri"], scope)
+    label = parameters.dataset_label("Zebras & Ünïcode v2")
+    assert uri == f"s3://${{Bucket}}/checkpoints/{label}/3Lk.x/n/640/100/-1/0.01"
+    key = uri.removeprefix("s3://").split("/", 1)[1]
+    assert "s3:" not in key and "" not in key.split("/")
+
+
+# --- Arguments as SageMaker validates them when the pipeline is created --------------------------
+
+_DEPLOYED = {"bucket": "yolopipe-123456789012-eu-west-1", "role_arn": "arn:aws:iam::123456789012:role/yolopipe-sm",
+             "region": "eu-west-1", "code_s3_uri": "s3://yolopipe-123456789012-eu-west-1/code/training-0123.tar.gz"}
+
+
+@pytest.fixture(scope="module")
+def deployed() -> str:
+    """The definition as the deploy function upserts it: bucket, role, region and code filled in."""
+    from pipeline.render import render_definition
+
+    return render_definition(**_DEPLOYED)
+
+
+def _refusals(definition: dict[str, Any] | str) -> list[str]:
+    """What CreatePipeline would refuse in the steps' Arguments (botocore's model: max, pattern...)."""
+    text = definition if isinstance(definition, str) else json.dumps(definition)
+    request = {"PipelineName": "yolopipe", "PipelineDefinition": text, "RoleArn": _DEPLOYED["role_arn"]}
+    return [str(v) for v in pipeline_violations(request, region=_DEPLOYED["region"])]
+
+
+def _with_defaults(definition_text: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The definition with `values` as its parameters' defaults: what an execution started with them runs."""
+    definition: dict[str, Any] = json.loads(definition_text)
+    for declared in definition["Parameters"]:
+        if declared["Name"] in values:
+            declared["DefaultValue"] = values[declared["Name"]]
+    return definition
+
+
+def test_every_step_argument_fits_the_api_request_sagemaker_checks(deployed):
+    """GIVEN the definition as deployed WHEN SageMaker creates the pipeline THEN no step's Arguments break
+    a constraint of their request in botocore's model; in particular every ContainerEntrypoint and
+    ContainerArguments string of Evaluate is within the model's maximum (256)."""
+    assert _refusals(deployed) == []
+    app = json.loads(deployed)["Steps"][1]["Arguments"]["AppSpecification"]
+    members = botocore.session.get_session().get_service_model("sagemaker").shape_for("AppSpecification").members
+    for name in ("ContainerEntrypoint", "ContainerArguments"):
+        limit = members[name].member.metadata["max"]
+        assert app[name] and all(len(text) <= limit for text in app[name]), (name, limit)
+
+
+def test_the_old_evaluate_entrypoint_would_be_refused(deployed):
+    """GIVEN the 351-character `bash -c` entrypoint the Evaluate step once had WHEN the pipeline is
+    created THEN SageMaker refuses it: the check above can fail."""
+    definition = json.loads(deployed)
+    definition["Steps"][1]["Arguments"]["AppSpecification"]["ContainerEntrypoint"] = ["/bin/bash", "-c", "x" * 351]
+    [refusal] = _refusals(definition)
+    assert "containerEntrypoint" in refusal and "less than or equal to 256" in refusal
+
+
+@pytest.mark.parametrize("name", ["pcb-defects (2026)", "Zebras & Ünïcode v2", "a,b#c", "x" * 300, "&&&", "cats"])
+def test_any_dataset_name_makes_a_valid_execution(deployed, name: str):
+    """GIVEN a dataset named with spaces, brackets, `&`, `#`, Unicode or 300 characters WHEN an execution
+    starts with its dataset_parameters THEN every request its steps send is valid (the registered
+    model's CustomerMetadataProperties and the checkpoint URI included), and a plain name stays as is."""
+    values = parameters.dataset_parameters(f"s3://{_DEPLOYED['bucket']}/datasets/{name}/", "3Lk.x_y")
+    assert _refusals(_with_defaults(deployed, values)) == []
+    assert parameters.BY_NAME["DatasetName"].coerce(values["DatasetName"]) == values["DatasetName"]
+    if name == "cats":
+        assert values["DatasetName"] == "cats"
+
+
+def test_different_dataset_names_keep_different_checkpoints():
+    """GIVEN dataset names that differ only in what a label cannot hold, or past its 64 characters
+    WHEN they become DatasetName THEN each gets its own label, so no training resumes another's
+    checkpoints."""
+    names = ["a&b", "a(b", "a b", "a-b", "x" * 300, "x" * 300 + "y"]
+    labels = {parameters.dataset_label(name) for name in names}
+    assert len(labels) == len(names)
+    assert all(0 < len(label) <= parameters.DATASET_LABEL_MAX for label in labels)
+
+
+def test_a_dataset_uri_in_the_model_metadata_would_be_refused(deployed):
+    """GIVEN the Register step as it was (the dataset's URI as a CustomerMetadataProperties value) WHEN a
+    dataset named `pcb-defects (2026)` is registered THEN SageMaker refuses it: the check above can fail."""
+    definition = _with_defaults(deployed, parameters.dataset_parameters("s3://b/datasets/pcb-defects (2026)/", "v1"))
+    register = definition["Steps"][2]["Arguments"]["IfSteps"][0]
+    register["Arguments"]["CustomerMetadataProperties"]["DatasetName"] = {"Get": "Parameters.DatasetS3Uri"}
+    [refusal] = _refusals(definition)
+    assert "customerMetadataProperties" in refusal and "regular expression pattern" in refusal
 
 
 def test_quality_gate_reads_the_evaluation_constants(steps):

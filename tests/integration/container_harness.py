@@ -1,0 +1,179 @@
+"""Run the pipeline's job steps as SageMaker runs them, with AWS's own code where AWS has some.
+
+Train:    the rendered step's arguments, resolved for one execution, become the files SageMaker
+          writes in a training container (/opt/ml/input/config/*.json, the `dataset` channel);
+          then the `train` entry of AWS's sagemaker-training toolkit runs with the PyTorch
+          image's SAGEMAKER_TRAINING_MODULE. The toolkit downloads the code tarball named by
+          `sagemaker_submit_directory` from S3 (the emulator), pip-installs its requirements.txt
+          and runs `sagemaker_program` with the hyperparameters.
+Evaluate: the step's ProcessingInputs are copied from S3 to their LocalPaths (S3Prefix, as the
+          service does), then ContainerEntrypoint + ContainerArguments run verbatim.
+
+Each job gets a root folder that a private mount namespace (`unshare`) binds over /opt and /tmp,
+so every container path in the definition (/opt/ml/..., CheckpointConfig's LocalPath, the
+processing LocalPaths, /tmp) is used as written, and nothing lands in the machine's own /opt.
+The toolkit and the jobs run in .venv-toolkit (Python 3.11, torch, the toolkits and
+training_code/requirements.txt, see toolkit-requirements.txt) with PIP_NO_INDEX=1: the
+toolkit's `pip install -r requirements.txt` must find every pin installed, nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLKIT_VENV = REPO / ".venv-toolkit"
+#: The module the PyTorch training image names in SAGEMAKER_TRAINING_MODULE.
+PYTORCH_TRAINING_MODULE = "sagemaker_pytorch_container.training:main"
+#: The container paths a job's root folder stands in for.
+_MOUNTED = ("opt", "tmp")
+_ISOLATE = 'for d in {dirs}; do mount --bind "$0/$d" "/$d" || exit 97; done; exec "$@"'.format(
+    dirs=" ".join(_MOUNTED)
+)
+
+
+def isolation_problem() -> str | None:
+    """Why jobs cannot get a private /opt and /tmp here (None when they can)."""
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    probe = subprocess.run(["unshare", "--map-root-user", "--mount", "true"], capture_output=True, text=True,
+                           check=False)
+    if probe.returncode != 0:
+        return f"no private mount namespace for the container paths: {probe.stderr.strip()}"
+    return None
+
+
+def all_steps(definition: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every step by name, condition branches included."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def visit(steps: Sequence[dict[str, Any]]) -> None:
+        for step in steps:
+            found[step["Name"]] = step
+            visit(step.get("Arguments", {}).get("IfSteps", []))
+            visit(step.get("Arguments", {}).get("ElseSteps", []))
+
+    visit(definition["Steps"])
+    return found
+
+
+@dataclass
+class Container:
+    """One job's filesystem: `root/opt` is its /opt, `root/tmp` its /tmp."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        for name in _MOUNTED:
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+
+    def host(self, container_path: str) -> Path:
+        """`/opt/ml/model` -> `<root>/opt/ml/model`: where a container path lies on this machine."""
+        path = Path(container_path)
+        if not path.is_absolute() or path.parts[1] not in _MOUNTED:
+            raise ValueError(f"{container_path} is outside the job's /opt and /tmp")
+        return self.root.joinpath(*path.parts[1:])
+
+    def run(self, command: Sequence[str], env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+        """Run `command` with this root bound over /opt and /tmp (stdout and stderr together, also
+        kept in `<root>/job.log`)."""
+        wrapped = ["unshare", "--map-root-user", "--mount", "sh", "-c", _ISOLATE, str(self.root), *command]
+        process = subprocess.run(wrapped, env=dict(env), cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, timeout=timeout, check=False)
+        (self.root / "job.log").write_text(process.stdout)
+        return process
+
+
+def job_environment(aws: Mapping[str, str], step_environment: Mapping[str, Any], **extra: str) -> dict[str, str]:
+    """A container's environment: the image's basics, the step's Environment, AWS (the emulator).
+
+    PIP_NO_INDEX makes any pip install that would need a download fail instead of downloading.
+    """
+    return {
+        "PATH": f"{TOOLKIT_VENV / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/tmp",  # noqa: S108 (the job's own /tmp)
+        "LANG": "C.UTF-8",
+        "PIP_NO_INDEX": "1",
+        **aws,
+        **{key: str(value) for key, value in step_environment.items()},
+        **extra,
+    }
+
+
+def write_training_config(container: Container, arguments: Mapping[str, Any]) -> None:
+    """The files SageMaker writes under /opt/ml/input/config for CreateTrainingJob `arguments`.
+
+    One host, named `localhost`: the PyTorch toolkit waits until every host resolves.
+    """
+    config = container.host("/opt/ml/input/config")
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(dict(arguments.get("HyperParameters") or {})))
+    channels = {
+        channel["ChannelName"]: {
+            "TrainingInputMode": channel.get("InputMode")
+            or arguments["AlgorithmSpecification"].get("TrainingInputMode", "File"),
+            "S3DistributionType": channel["DataSource"]["S3DataSource"].get("S3DistributionType",
+                                                                            "FullyReplicated"),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+        }
+        for channel in arguments.get("InputDataConfig") or []
+    }
+    (config / "inputdataconfig.json").write_text(json.dumps(channels))
+    instance_type = str(arguments["ResourceConfig"]["InstanceType"])
+    (config / "resourceconfig.json").write_text(json.dumps({
+        "current_host": "localhost",
+        "hosts": ["localhost"],
+        "current_instance_type": instance_type,
+        "current_group_name": "homogeneousCluster",
+        "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type,
+                             "hosts": ["localhost"]}],
+        "network_interface_name": "lo",
+    }))
+    for folder in ("/opt/ml/model", "/opt/ml/output/data"):
+        container.host(folder).mkdir(parents=True, exist_ok=True)
+    checkpoint = arguments.get("CheckpointConfig") or {}
+    if checkpoint.get("LocalPath"):
+        container.host(checkpoint["LocalPath"]).mkdir(parents=True, exist_ok=True)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def upload_folder(s3: Any, folder: Path, uri: str) -> None:
+    bucket, prefix = split_s3(uri)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}")
+
+
+def upload_model(s3: Any, model_dir: Path, uri: str, scratch: Path) -> None:
+    """What SageMaker does with /opt/ml/model at the end of a training job: model.tar.gz at `uri`."""
+    archive = scratch / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+    bucket, key = split_s3(uri)
+    s3.upload_file(str(archive), bucket, key)
+
+
+def download_prefix(s3: Any, uri: str, target: Path) -> list[str]:
+    """S3Prefix input: every object under the URI's key, at its path relative to the key (an exact
+    object key lands under its own file name). Returns the relative paths."""
+    bucket, prefix = split_s3(uri)
+    target.mkdir(parents=True, exist_ok=True)
+    found: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            relative = item["Key"][len(prefix):].lstrip("/") or item["Key"].rsplit("/", 1)[-1]
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, item["Key"], str(target / relative))
+            found.append(relative)
+    return found

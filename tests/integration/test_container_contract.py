@@ -1,0 +1,171 @@
+"""The container contract, run by AWS's own code: the rendered Train step through the
+sagemaker-training toolkit (as the PyTorch training image runs it), the rendered Evaluate step's
+ContainerEntrypoint verbatim, and CheckQuality's JsonGet on what Evaluate wrote.
+
+Needs .venv-toolkit (`make integration` creates it) and a private mount namespace (`unshare`);
+see container_harness.py. About a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from container_harness import (
+    PYTORCH_TRAINING_MODULE,
+    TOOLKIT_VENV,
+    Container,
+    all_steps,
+    download_prefix,
+    isolation_problem,
+    job_environment,
+    split_s3,
+    upload_folder,
+    upload_model,
+    write_training_config,
+)
+
+from pipeline.code_bundle import build_bundle
+from pipeline.render import render_definition
+from yolopipe.local.expressions import PropertyFileRef, Scope, condition, evaluate
+from yolopipe.local.scheduler import resolve_parameters
+from yolopipe_shared import parameters
+
+BUCKET = "yolopipe-contract"
+DATASET = "shapes & co (2026)"
+EXECUTION = {"PipelineExecutionId": "contract0test", "PipelineName": "yolopipe"}
+MODEL_FILES = {"best.pt", "last.pt", "args.yaml", "results.csv", "metrics.json"}
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not (TOOLKIT_VENV / ".installed").is_file(),
+                       reason="needs .venv-toolkit: make .venv-toolkit/.installed (make integration does)"),
+    pytest.mark.skipif(isolation_problem() is not None, reason=str(isolation_problem())),
+]
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[Any]:
+    """The emulator (moto on 127.0.0.1) holding the bucket and the code tarball, as after a deploy."""
+    from yolopipe.local.emulator import Emulator
+
+    with Emulator() as emulator:
+        emulator.client("s3").create_bucket(Bucket=BUCKET)
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def execution(aws: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One execution of the deployed definition on a tiny generated dataset: its steps and scope."""
+    from yolopipe.datasets.sample import generate_dataset
+
+    bundle = build_bundle()
+    s3 = aws.client("s3")
+    s3.put_object(Bucket=BUCKET, Key=bundle.key, Body=bundle.data)
+    definition = json.loads(render_definition(bucket=BUCKET, role_arn="arn:aws:iam::123456789012:role/yolopipe-sm",
+                                              region="us-east-1", code_s3_uri=bundle.s3_uri(BUCKET)))
+    dataset_uri = f"s3://{BUCKET}/datasets/{DATASET}/"
+    dataset = generate_dataset(tmp_path_factory.mktemp("upload") / "dataset", train=8, val=4, imgsz=64)
+    upload_folder(s3, Path(dataset.root), dataset_uri)
+    values = {**parameters.dataset_parameters(dataset_uri, "v1"), "Epochs": 1, "ImageSize": 32, "BatchSize": 4}
+    scope = Scope(parameters=resolve_parameters(definition, parameters.to_execution_parameters(values)),
+                  execution=EXECUTION, read_s3=lambda uri: s3.get_object(Bucket=split_s3(uri)[0],
+                                                                         Key=split_s3(uri)[1])["Body"].read())
+    return {"steps": all_steps(definition), "scope": scope, "dataset": Path(dataset.root)}
+
+
+@pytest.fixture(scope="module")
+def trained(aws: Any, execution: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The Train step run by the sagemaker-training toolkit: its container and its log."""
+    arguments = evaluate(execution["steps"]["Train"]["Arguments"], execution["scope"])
+    container = Container(tmp_path_factory.mktemp("train"))
+    write_training_config(container, arguments)
+    for channel in arguments["InputDataConfig"]:
+        download_prefix(aws.client("s3"), channel["DataSource"]["S3DataSource"]["S3Uri"],
+                        container.host(f"/opt/ml/input/data/{channel['ChannelName']}"))
+    env = job_environment(aws.environment(), arguments.get("Environment") or {},
+                          SAGEMAKER_TRAINING_MODULE=PYTORCH_TRAINING_MODULE, TRAINING_JOB_NAME="contract-train")
+    process = container.run([str(TOOLKIT_VENV / "bin" / "train")], env, timeout=600)
+    return {"arguments": arguments, "container": container, "process": process}
+
+
+def test_toolkit_trains_from_the_code_tarball_with_the_step_hyperparameters(trained):
+    """GIVEN the rendered Train step, resolved for Epochs=1, ImageSize=32, and its code tarball in S3
+    WHEN AWS's training toolkit runs it as the PyTorch image does
+    THEN it downloads and unpacks the tarball, installs requirements.txt without downloading anything,
+    runs train.py with the hyperparameters, and /opt/ml/model holds what the pipeline ships."""
+    process, container = trained["process"], trained["container"]
+    log = process.stdout
+    assert process.returncode == 0, log[-6000:]
+    assert "Installing dependencies from requirements.txt" in log
+    assert container.host("/opt/ml/output/success").is_file()
+    model_dir = container.host("/opt/ml/model")
+    assert {p.name for p in model_dir.iterdir()} >= MODEL_FILES, sorted(p.name for p in model_dir.iterdir())
+    train_args = yaml.safe_load((model_dir / "args.yaml").read_text())
+    assert (train_args["epochs"], train_args["imgsz"], train_args["batch"]) == (1, 32, 4)
+    assert json.loads((model_dir / "metrics.json").read_text())
+
+
+def test_checkpoints_land_where_the_step_tells_sagemaker_to_sync_them(trained):
+    """GIVEN the Train step's CheckpointConfig WHEN training saves a checkpoint THEN it is under the
+    LocalPath SageMaker syncs to S3 (what a spot interruption resumes from)."""
+    local = trained["arguments"]["CheckpointConfig"]["LocalPath"]
+    saved = [p for p in trained["container"].host(local).rglob("*.pt")]
+    assert saved, trained["process"].stdout[-3000:]
+
+
+@pytest.fixture(scope="module")
+def evaluated(aws: Any, execution: dict[str, Any], trained: dict[str, Any],
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The Evaluate step's ContainerEntrypoint + ContainerArguments, run as written."""
+    assert trained["process"].returncode == 0, trained["process"].stdout[-3000:]
+    s3, scope = aws.client("s3"), execution["scope"]
+    output_path = trained["arguments"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+    artifact = f"{output_path}/contract-train/output/model.tar.gz"
+    upload_model(s3, trained["container"].host("/opt/ml/model"), artifact, tmp_path_factory.mktemp("artifact"))
+    scope.steps["Train"] = {**trained["arguments"], "ModelArtifacts": {"S3ModelArtifacts": artifact}}
+
+    step = execution["steps"]["Evaluate"]
+    arguments = evaluate(step["Arguments"], scope)
+    container = Container(tmp_path_factory.mktemp("evaluate"))
+    inputs = {item["InputName"]: download_prefix(s3, item["S3Input"]["S3Uri"],
+                                                 container.host(item["S3Input"]["LocalPath"]))
+              for item in arguments["ProcessingInputs"]}
+    outputs = arguments["ProcessingOutputConfig"]["Outputs"]
+    for item in outputs:
+        container.host(item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+    app = arguments["AppSpecification"]
+    env = job_environment(aws.environment(), arguments.get("Environment") or {})
+    process = container.run([*app["ContainerEntrypoint"], *app.get("ContainerArguments", [])], env, timeout=600)
+    for item in outputs:  # S3UploadMode EndOfJob
+        upload_folder(s3, container.host(item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
+    scope.steps["Evaluate"] = arguments
+    for spec in step.get("PropertyFiles", []):
+        scope.property_files[("Evaluate", spec["PropertyFileName"])] = PropertyFileRef(
+            "Evaluate", spec["PropertyFileName"], spec["OutputName"], spec["FilePath"])
+    return {"arguments": arguments, "container": container, "process": process, "inputs": inputs}
+
+
+def test_evaluation_job_runs_its_entrypoint_verbatim_and_writes_the_report(evaluated, execution):
+    """GIVEN the trained model.tar.gz, the dataset and the code tarball at the Evaluate step's LocalPaths
+    WHEN its ContainerEntrypoint + ContainerArguments run as written
+    THEN evaluation.json appears at the ProcessingOutput's LocalPath, and CheckQuality's JsonGet path
+    reads a number from it that the quality gate compares."""
+    process, container = evaluated["process"], evaluated["container"]
+    assert process.returncode == 0, process.stdout[-6000:]
+    assert [name.endswith(".tar.gz") for name in evaluated["inputs"]["code"]] == [True]
+    property_file = execution["steps"]["Evaluate"]["PropertyFiles"][0]
+    [output] = [o for o in evaluated["arguments"]["ProcessingOutputConfig"]["Outputs"]
+                if o["OutputName"] == property_file["OutputName"]]
+    report = container.host(output["S3Output"]["LocalPath"]) / property_file["FilePath"]
+    assert report.is_file(), process.stdout[-3000:]
+    assert json.loads(report.read_text())["split"] == "val"
+
+    [gate] = execution["steps"]["CheckQuality"]["Arguments"]["Conditions"]
+    metric = evaluate(gate["LeftValue"], execution["scope"])
+    assert isinstance(metric, float) and 0.0 <= metric <= 1.0
+    assert condition(gate, execution["scope"]) is (metric >= execution["scope"].parameters["MinMap50_95"])
