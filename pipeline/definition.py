@@ -284,11 +284,10 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
         hyperparameters={
             "sagemaker_program": "train.py",
             "sagemaker_submit_directory": config.code_s3_uri,
-            "variant": params["ModelVariant"],
-            "epochs": params["Epochs"].to_string(),
-            "batch": params["BatchSize"].to_string(),
-            "imgsz": params["ImageSize"].to_string(),
-            "lr0": params["LearningRate"].to_string(),
+            # Each parameter under its training name (ParameterSpec.hyperparameter); integers and
+            # floats as text, as CreateTrainingJob's string-only HyperParameters require.
+            **{spec.hyperparameter: params[spec.name] if spec.kind == "string" else params[spec.name].to_string()
+               for spec in PARAMETERS if spec.hyperparameter},
         },
         input_data_config=[InputData(channel_name="dataset", data_source=params["DatasetS3Uri"])],
         checkpoint_config=CheckpointConfig(s3_uri=checkpoint_uri, local_path="/opt/ml/checkpoints"),

@@ -55,13 +55,14 @@ from fast_defaults import (  # noqa: E402
 from yolo_offline import INTEGRATIONS, configure_settings, offline_trainer_class, prepare_environment  # noqa: E402
 
 from yolopipe_shared.errors import DatasetRejected, ParameterError, YolopipeError  # noqa: E402
+from yolopipe_shared.parameters import BY_NAME, PARAMETERS  # noqa: E402
 
-VARIANTS = ("n", "s", "m", "l", "x")
+VARIANTS = BY_NAME["ModelVariant"].choices or ()
 #: Our own settings (not Ultralytics'), with their defaults where they have one.
 OWN_KEYS = ("variant", "integrations", "checkpoint_dir", "model_dir", "output_data_dir", "dataset", "weights")
 #: Pipeline-parameter spellings accepted for the Ultralytics names.
-ALIASES = {"model_variant": "variant", "batch_size": "batch", "image_size": "imgsz", "learning_rate": "lr0",
-           "data_dir": "dataset"}
+ALIASES = {**{spec.snake: spec.hyperparameter for spec in PARAMETERS
+              if spec.hyperparameter and spec.snake != spec.hyperparameter}, "data_dir": "dataset"}
 #: Ultralytics keys this entry point sets itself; a user setting them is told why not.
 RESERVED = {
     "data": "the dataset comes from the `dataset` channel (SM_CHANNEL_DATASET or --dataset DIR)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from yolopipe_shared import parameters
 from yolopipe_shared.errors import YolopipeError
 
 from .runner import run_local
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="dataset name (default: the folder's name)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--imgsz", type=int)
-    parser.add_argument("--model-variant", choices=("n", "s", "m", "l", "x"))
+    parser.add_argument("--model-variant", choices=parameters.BY_NAME["ModelVariant"].choices)
     parser.add_argument("--min-map50-95", type=float)
     parser.add_argument("--output", default="runs", help="where runs/<execution>/ goes (default: runs)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before the execution is stopped")

@@ -51,6 +51,13 @@ class ParameterSpec:
     note_over_maximum: str | None = None
     #: Values inside the bounds that are still refused (BatchSize 0: -1 means auto, else 1 or more).
     excluded: tuple[int, ...] = ()
+    #: The training job's hyperparameter (train.py's argument, Ultralytics' name) it is passed as.
+    hyperparameter: str | None = None
+
+    @property
+    def sagemaker_type(self) -> str:
+        """The pipeline definition's parameter type: String, Integer, Float or Boolean."""
+        return self.kind.capitalize()
 
     @property
     def snake(self) -> str:
@@ -144,19 +151,19 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "ModelVariant", "string", "n",
         "YOLO11 size: n (fastest, cheapest), s, m, l or x (most accurate)",
-        choices=("n", "s", "m", "l", "x"),
+        choices=("n", "s", "m", "l", "x"), hyperparameter="variant",
     ),
     ParameterSpec("Epochs", "integer", 100, "training epochs (early stopping may end sooner)",
-                  minimum=1, maximum=1000),
+                  minimum=1, maximum=1000, hyperparameter="epochs"),
     ParameterSpec(
         "BatchSize", "integer", -1,
         "images per batch; -1 sizes it to the GPU memory (the fast default), CPU uses 16",
-        minimum=-1, maximum=1024, excluded=(0,),
+        minimum=-1, maximum=1024, excluded=(0,), hyperparameter="batch",
     ),
     ParameterSpec("ImageSize", "integer", 640, "training and evaluation image size in pixels",
-                  minimum=32, maximum=2048, multiple_of=32),
+                  minimum=32, maximum=2048, multiple_of=32, hyperparameter="imgsz"),
     ParameterSpec("LearningRate", "float", 0.01, "initial learning rate (Ultralytics lr0)",
-                  minimum=1e-6, maximum=1.0),
+                  minimum=1e-6, maximum=1.0, hyperparameter="lr0"),
     ParameterSpec(
         "TrainingInstanceType", "string", "ml.g4dn.xlarge",
         "SageMaker training instance type, e.g. ml.g4dn.xlarge (1 GPU) or ml.g5.12xlarge (4 GPUs)",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import fake_pipeline
 import pytest
 import yaml
 from moto import mock_aws
@@ -128,20 +129,35 @@ def _table_from_template(dynamodb: Any) -> str:
 
 
 def pipeline_definition() -> str:
-    """A small definition with every shared parameter (what moto stores; it never runs it)."""
-    from yolopipe_shared import parameters
+    """A definition with every shared parameter (what moto stores; it never runs it)."""
+    return fake_pipeline.empty_definition_json()
 
-    kinds = {"string": "String", "integer": "Integer", "float": "Float", "boolean": "Boolean"}
-    return json.dumps({
-        "Version": "2020-12-01",
-        "Parameters": [{"Name": s.name, "Type": kinds[s.kind], "DefaultValue": s.default}
-                       for s in parameters.PARAMETERS],
-        "Steps": [],
-    })
+
+def _honour_client_request_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS's rule that moto lacks: StartPipelineExecution with a ClientRequestToken already used for
+    the pipeline returns that execution instead of starting another (atomically, as on AWS)."""
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    original = SageMakerModelBackend.start_pipeline_execution
+    started: dict[tuple[str, str], dict[str, str]] = {}
+    lock = threading.Lock()
+
+    def start(self: Any, pipeline_name: str, *args: Any, **kwargs: Any) -> dict[str, str]:
+        token = kwargs.get("client_request_token") or (args[-1] if len(args) >= 5 else None)
+        with lock:
+            if token and (pipeline_name, token) in started:
+                return started[(pipeline_name, token)]
+            response = original(self, pipeline_name, *args, **kwargs)
+            if token:
+                started[(pipeline_name, token)] = response
+            return response
+
+    monkeypatch.setattr(SageMakerModelBackend, "start_pipeline_execution", start)
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    _honour_client_request_token(monkeypatch)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fake_pipeline
 import pytest
 from botocore.exceptions import ClientError
 
@@ -22,115 +23,12 @@ from yolopipe.local.scheduler import LocalExecutor
 
 BUCKET = "yolopipe-unit-local"
 ROLE = "arn:aws:iam::123456789012:role/unit"
-
-TRAIN = """
-import argparse, json, os, sys, time
-p = argparse.ArgumentParser()
-p.add_argument("--epochs", type=int); p.add_argument("--mode", default="ok"); p.add_argument("--checkpoint-dir")
-a = p.parse_args()
-if a.mode == "crash":
-    print("loading data", flush=True)
-    raise RuntimeError("No valid images found in /opt/ml/input/data/dataset")
-if a.mode == "sleep":
-    time.sleep(60)
-data = os.environ["SM_CHANNEL_DATASET"]
-for e in range(1, a.epochs + 1):
-    print(f"epoch {e}/{a.epochs} images/s=1.0", flush=True)
-with open(os.path.join(os.environ["SM_MODEL_DIR"], "best.pt"), "w") as f:
-    f.write(open(os.path.join(data, "data.yaml")).read())
-json.dump({"hps": json.loads(os.environ["SM_HPS"]), "gpus": os.environ["SM_NUM_GPUS"]},
-          open(os.path.join(os.environ["SM_MODEL_DIR"], "env.json"), "w"))
-"""
-
-EVALUATE = """
-import argparse, json, os, tarfile
-p = argparse.ArgumentParser()
-p.add_argument("--model"); p.add_argument("--score", type=float); p.add_argument("--output")
-a = p.parse_args()
-with tarfile.open(a.model) as t:
-    names = t.getnames()
-assert "best.pt" in names, names
-json.dump({"metrics": {"map50_95": a.score, "map50": 0.9}}, open(os.path.join(a.output, "evaluation.json"), "w"))
-"""
-
-
-def _tarball(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
+GROUP = "unit-models"
 
 def _definition(score: str = "0.7", mode: str = "ok") -> dict[str, Any]:
-    metric = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Report"},
-                              "Path": "metrics.map50_95"}}
-    return {
-        "Version": "2020-12-01",
-        "Parameters": [
-            {"Name": "DatasetS3Uri", "Type": "String", "DefaultValue": f"s3://{BUCKET}/datasets/d/"},
-            {"Name": "Epochs", "Type": "Integer", "DefaultValue": 2},
-            {"Name": "MinScore", "Type": "Float", "DefaultValue": 0.5},
-            {"Name": "Mode", "Type": "String", "DefaultValue": mode},
-        ],
-        "Steps": [
-            {"Name": "Train", "Type": "Training", "Arguments": {
-                "AlgorithmSpecification": {"TrainingImage": "image", "TrainingInputMode": "File"},
-                "HyperParameters": {
-                    "epochs": {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Epochs"}]}},
-                    "mode": {"Get": "Parameters.Mode"},
-                    "sagemaker_program": '"train.py"',
-                    "sagemaker_submit_directory": f'"s3://{BUCKET}/code/code.tar.gz"',
-                },
-                "InputDataConfig": [{"ChannelName": "dataset", "DataSource": {"S3DataSource": {
-                    "S3DataType": "S3Prefix", "S3Uri": {"Get": "Parameters.DatasetS3Uri"}}}}],
-                "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
-                "CheckpointConfig": {"S3Uri": f"s3://{BUCKET}/checkpoints/d", "LocalPath": "/opt/ml/checkpoints"},
-                "ResourceConfig": {"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-                "StoppingCondition": {"MaxRuntimeInSeconds": 600},
-                "RoleArn": ROLE}},
-            {"Name": "Evaluate", "Type": "Processing", "Arguments": {
-                "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
-                                                          "VolumeSizeInGB": 30}},
-                "AppSpecification": {
-                    "ImageUri": "image",
-                    "ContainerEntrypoint": ["/bin/bash", "-c",
-                                            "set -eu; mkdir -p /tmp/code; tar -xzf /opt/ml/processing/code/*.tar.gz "
-                                            "-C /tmp/code; python3 -m pip install -q -r requirements.txt; "
-                                            "exec python3 /tmp/code/evaluate.py \"$@\"", "evaluate"],
-                    "ContainerArguments": ["--model", "/opt/ml/processing/model/model.tar.gz", "--score", score,
-                                           "--output", "/opt/ml/processing/evaluation"]},
-                "RoleArn": ROLE,
-                "ProcessingInputs": [
-                    {"InputName": "code", "AppManaged": False, "S3Input": {
-                        "S3Uri": f"s3://{BUCKET}/code/code.tar.gz", "LocalPath": "/opt/ml/processing/code",
-                        "S3DataType": "S3Prefix", "S3InputMode": "File"}},
-                    {"InputName": "model", "AppManaged": False, "S3Input": {
-                        "S3Uri": {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"},
-                        "LocalPath": "/opt/ml/processing/model", "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
-                "ProcessingOutputConfig": {"Outputs": [{"OutputName": "evaluation", "AppManaged": False, "S3Output": {
-                    "S3Uri": {"Std:Join": {"On": "/", "Values": [f"s3://{BUCKET}/evaluations",
-                                                                {"Get": "Execution.PipelineExecutionId"}]}},
-                    "LocalPath": "/opt/ml/processing/evaluation", "S3UploadMode": "EndOfJob"}}]}},
-             "PropertyFiles": [{"PropertyFileName": "Report", "OutputName": "evaluation",
-                                "FilePath": "evaluation.json"}]},
-            {"Name": "CheckQuality", "Type": "Condition", "Arguments": {
-                "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": metric,
-                                "RightValue": {"Get": "Parameters.MinScore"}}],
-                "IfSteps": [{"Name": "Register", "Type": "RegisterModel", "Arguments": {
-                    "ModelPackageGroupName": "unit-models", "ModelApprovalStatus": "PendingManualApproval",
-                    "InferenceSpecification": {
-                        "Containers": [{"Image": "image",
-                                        "ModelDataUrl": {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}}],
-                        "SupportedContentTypes": ["image/jpeg"], "SupportedResponseMIMETypes": ["application/json"]}}}],
-                "ElseSteps": [{"Name": "QualityGateFailed", "Type": "Fail", "Arguments": {"ErrorMessage": {
-                    "Std:Join": {"On": " ", "Values": ["quality gate: map50_95", metric, "< MinScore",
-                                                       {"Get": "Parameters.MinScore"}]}}}}]}},
-        ],
-    }
+    """The shared fake pipeline (tests/fake_pipeline.py): 2 epochs on datasets/d by default, gate 0.5."""
+    return fake_pipeline.definition(BUCKET, ROLE, score=float(score), mode=mode, Epochs=2,
+                                    DatasetS3Uri=f"s3://{BUCKET}/datasets/d/", ModelPackageGroupName=GROUP)
 
 
 @pytest.fixture
@@ -140,10 +38,9 @@ def local_aws(tmp_path: Path) -> Iterator[dict[str, Any]]:
     with Emulator() as emulator:
         s3, sagemaker = emulator.client("s3"), emulator.client("sagemaker")
         s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key="code/code.tar.gz",
-                      Body=_tarball({"train.py": TRAIN, "evaluate.py": EVALUATE, "requirements.txt": "ultralytics\n"}))
+        s3.put_object(Bucket=BUCKET, Key=fake_pipeline.CODE_KEY, Body=fake_pipeline.code_tarball())
         s3.put_object(Bucket=BUCKET, Key="datasets/d/data.yaml", Body=b"names: [a]\n")
-        sagemaker.create_model_package_group(ModelPackageGroupName="unit-models")
+        sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
         executor = LocalExecutor(emulator.client("s3"), emulator.client("sagemaker"), tmp_path / "jobs",
                                  on_event=events.append)
         emulator.attach(executor)
@@ -177,7 +74,7 @@ def test_good_model_is_trained_evaluated_and_registered(local_aws: dict[str, Any
     assert [s["StepStatus"] for s in steps.values()] == ["Succeeded"] * 4
     assert steps["CheckQuality"]["Metadata"]["Condition"]["Outcome"] == "True"
     package = steps["Register"]["Metadata"]["RegisterModel"]["Arn"]
-    listed = local_aws["sagemaker"].list_model_packages(ModelPackageGroupName="unit-models")
+    listed = local_aws["sagemaker"].list_model_packages(ModelPackageGroupName=GROUP)
     assert [p["ModelPackageArn"] for p in listed["ModelPackageSummaryList"]] == [package]
     job = steps["Train"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1]
     artifact = local_aws["sagemaker"].describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
@@ -204,7 +101,7 @@ def test_quality_gate_fails_with_the_metric_in_the_message(local_aws: dict[str, 
     assert steps["CheckQuality"]["Metadata"]["Condition"]["Outcome"] == "False"
     fail = steps["QualityGateFailed"]
     assert fail["StepStatus"] == "Failed"
-    assert fail["Metadata"]["Fail"]["ErrorMessage"] == "quality gate: map50_95 0.25 < MinScore 0.5"
+    assert fail["Metadata"]["Fail"]["ErrorMessage"] == "map50_95 0.25 < 0.5"
     assert local_aws["events"][-1]["detail"]["currentPipelineExecutionStatus"] == "Failed"
 
 

@@ -20,8 +20,6 @@ from yolopipe_shared.evaluation import (
 from yolopipe_shared.parameters import PARAMETERS
 from yolopipe_shared.pipeline_template import check_definition
 
-_TYPES = {"string": "String", "integer": "Integer", "float": "Float", "boolean": "Boolean"}
-
 
 def test_graph_is_train_evaluate_check_then_register_or_fail(definition, steps):
     """GIVEN the default definition WHEN SageMaker reads it THEN the graph is
@@ -46,7 +44,7 @@ def test_parameters_are_exactly_the_shared_specs(definition):
     """GIVEN the shared parameter specs WHEN the definition is built THEN it declares each one, same
     name, type and default, and nothing else (one source of truth)."""
     declared = [(p["Name"], p["Type"], p["DefaultValue"]) for p in definition["Parameters"]]
-    assert declared == [(s.name, _TYPES[s.kind], s.default) for s in PARAMETERS]
+    assert declared == [(s.name, s.sagemaker_type, s.default) for s in PARAMETERS]
 
 
 def test_training_job_takes_parameters_code_by_uri_and_spot(steps):
