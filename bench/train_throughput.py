@@ -8,7 +8,7 @@ All configurations train the same YOLO11 architecture from scratch on the same g
 for the same wall-clock budget (Ultralytics' `time=` setting), each in a fresh process, so the
 table shows both what images/s buys (training images per second of the training pass, after the
 first epoch, which includes warm-up and RAM caching) and what it is worth: the val mAP50-95
-reached in equal time. Ratios are against the bare defaults. The anchors in ../shared/anchors
+reached in equal time. Ratios are against the bare defaults. The anchors in bench/anchors/
 (H100, YOLO11n, 640 px): bare defaults 252 images/s, batch 128 + 16 workers + cache=ram 1048.
 
 Configurations:
