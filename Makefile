@@ -58,6 +58,10 @@ test: install lint security unit training integration sam-validate sam-build  ##
 lint: $(VENV)/.installed cfn-lint  ## ruff, mypy and cfn-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	# Each function on its own, as Lambda loads it: its folder and the layer on the path.
+	for f in trigger notifier deploy; do \
+		MYPYPATH=functions/shared:functions/$$f $(VENV)/bin/mypy --explicit-package-bases functions/$$f || exit 1; \
+	done
 
 unit: $(VENV)/.installed  ## fast tests: moto, no network
 	$(VENV)/bin/pytest -q tests/unit

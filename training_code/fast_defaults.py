@@ -2,7 +2,8 @@
 
 Bare Ultralytics defaults (batch 16, 8 workers, no cache) leave an H100 waiting on tiny batches:
 252 images/s for YOLO11n at 640 px, against 1048 images/s with batch 128, 16 workers and
-cache=ram (bench/anchors/README.md: bare Ultralytics 8.4.190 on one H100). Batch size is the main lever, then the RAM cache, then workers.
+cache=ram (bench/anchors/README.md: Ultralytics 8.4.190 on one H100). Batch size is the main
+lever, then the RAM cache, then workers.
 
 Pure functions of a `Machine` description, so the policy is unit-testable without a GPU.
 """
