@@ -201,12 +201,24 @@ def _retry_policies(job: bool) -> list[Any]:
             SageMakerJobStepRetryPolicy(
                 exception_types=[
                     SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
-                    SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
                     SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
                 ],
                 interval_seconds=300,
                 backoff_rate=2.0,
                 expire_after_mins=12 * 60,
+            )
+        )
+        # RESOURCE_LIMIT (ResourceLimitExceeded: the account's quota for the instance type is used
+        # up) is bounded apart from capacity: capacity comes back by itself, a quota does not. New
+        # accounts have 0 for most GPU types, and retrying for 12 hours would leave the execution
+        # "Executing" with nothing said. Two retries (after 5 and 10 more minutes) let a job that
+        # holds the quota finish; then the step fails and the notice says to request an increase.
+        policies.append(
+            SageMakerJobStepRetryPolicy(
+                exception_types=[SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT],
+                interval_seconds=300,
+                backoff_rate=2.0,
+                max_attempts=2,
             )
         )
     return policies

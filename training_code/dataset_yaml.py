@@ -3,7 +3,8 @@
 A data.yaml comes from whoever can write to the bucket. Ultralytics runs a `download:` value as
 a URL, a shell command or Python, follows absolute paths anywhere, and writes beside the file.
 So the file is checked by the shared dataset rules (safe-load, no `download`, no absolute or
-escaping paths, consistent names/nc) and a clean copy is written to a writable folder, with
+escaping paths, consistent names/nc), its split paths must stay in the dataset folder once links
+are followed (locally a split can be a symlink; SageMaker's channels are copies), and a clean copy is written to a writable folder, with
 `path` set to the dataset folder: a read-only dataset folder works.
 """
 
@@ -32,12 +33,21 @@ def read_data_yaml(dataset_dir: Path) -> DataYaml:
         raise DatasetRejected([f"{dataset_dir}: dataset folder not found"])
     if not path.is_file():
         raise DatasetRejected([f"{path}: not found; a dataset needs a data.yaml at its root"])
+    real_root = dataset_dir.resolve()
+    if not path.resolve().is_relative_to(real_root):
+        raise DatasetRejected([f"{DATA_YAML}: is a link to a file outside the dataset folder; copy it into the dataset"])
     if path.stat().st_size > MAX_DATA_YAML_BYTES:
         raise DatasetRejected([f"{DATA_YAML}: larger than {MAX_DATA_YAML_BYTES} bytes; is it really a data.yaml?"])
     text = path.read_text(encoding="utf-8", errors="replace")
     parsed, problems = parse_data_yaml(text, file=DATA_YAML)
     if problems or parsed is None:
         raise DatasetRejected(list(problems) or [f"{DATA_YAML}: could not be read"])
+    escaping = [f"{DATA_YAML}: `{split}: {entry}` is a link to a folder outside the dataset folder; "
+                "copy its files into the dataset"
+                for split, entries in parsed.splits.items() for entry in entries
+                if not (dataset_dir / entry).resolve().is_relative_to(real_root)]
+    if escaping:
+        raise DatasetRejected(escaping)
     return parsed
 
 

@@ -14,19 +14,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from yolopipe_shared.errors import ExecutionNotFound, PipelineNotFound, YolopipeError
+from yolopipe_shared.errors import ExecutionNotFound, ParameterError, PipelineNotFound, YolopipeError
 
 #: Environment variables the CLI reads (besides boto3's own AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL).
 ENV_STACK = "YOLOPIPE_STACK"
 ENV_BUCKET = "YOLOPIPE_BUCKET"
 ENV_PIPELINE = "YOLOPIPE_PIPELINE"
 ENV_LOCAL_ENDPOINT = "YOLOPIPE_LOCAL_ENDPOINT"
+ENV_CONNECT_TIMEOUT = "YOLOPIPE_CONNECT_TIMEOUT"
+ENV_READ_TIMEOUT = "YOLOPIPE_READ_TIMEOUT"
 
 DEFAULT_STACK = "yolopipe"
 DEFAULT_PIPELINE = "yolopipe"
 #: Where `--local` points when the local mode has not said otherwise (moto's server default port).
 DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:5000"
 LOCAL_CREDENTIALS = ("local", "local")
+#: Seconds to open a connection, and to wait for each read of an answer (botocore's defaults are 60 s
+#: both, with up to 3 retries in standard mode: an endpoint that accepts and never answers kept the
+#: CLI silent for minutes). A read waits only after a request's body was sent, so an 8 MiB upload part
+#: is not bound by it; S3 keeps a long CompleteMultipartUpload alive with whitespace.
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_READ_TIMEOUT_S = 60.0
+#: Attempts per call, first one included (botocore's standard retry mode: throttling, 5xx, timeouts).
+MAX_ATTEMPTS = 3
+ENDPOINT_SCHEMES = ("http", "https")
 
 _NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "404",
                     "NotFound", "NoSuchEntity", "ValidationError", "ValidationException"}
@@ -60,6 +71,17 @@ class Settings:
     pipeline: str | None = None
     #: Talking to the local emulator: it takes any credentials, so none need configuring.
     local: bool = False
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        """Refuse what botocore would raise a traceback for, before any client is built."""
+        check_endpoint_url(self.endpoint_url)
+        check_region(self.region)
+        for name in ("connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if not 0 < value <= 3600:
+                raise ParameterError(f"{name.replace('_', ' ')} must be between 0 and 3600 seconds, got {value}")
 
     @classmethod
     def from_env(
@@ -86,10 +108,48 @@ class Settings:
             bucket=bucket or env.get(ENV_BUCKET) or None,
             pipeline=pipeline or env.get(ENV_PIPELINE) or None,
             local=local,
+            connect_timeout=_seconds(env, ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S),
+            read_timeout=_seconds(env, ENV_READ_TIMEOUT, DEFAULT_READ_TIMEOUT_S),
         )
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def check_endpoint_url(url: str | None) -> None:
+    """An http(s) URL with a host (botocore's own test), or ParameterError: `--endpoint-url not a url`
+    would otherwise surface as botocore's ValueError traceback when the first client is built."""
+    from urllib.parse import urlsplit
+
+    from botocore.utils import is_valid_uri
+
+    if url is None:
+        return
+    if urlsplit(url).scheme.lower() not in ENDPOINT_SCHEMES or not is_valid_uri(url):
+        raise ParameterError(f"--endpoint-url {url[:200]!r} is not an http(s) URL with a host, "
+                             "e.g. http://127.0.0.1:5000 or https://s3.eu-west-1.amazonaws.com")
+
+
+def check_region(region: str | None) -> None:
+    """A region botocore accepts (a DNS label: letters, digits, '-'), or ParameterError."""
+    from botocore.exceptions import InvalidRegionError
+    from botocore.utils import validate_region_name
+
+    try:
+        validate_region_name(region)
+    except InvalidRegionError as error:
+        raise ParameterError(f"--region {str(region)[:100]!r} is not an AWS region name, e.g. us-east-1 "
+                             "(letters, digits and '-')") from error
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ParameterError(f"{name}={raw[:50]!r} is not a number of seconds") from None
 
 
 def local_endpoint(environ: Mapping[str, str] | None = None) -> str:
@@ -137,15 +197,27 @@ class Aws:
                     raise AwsUnavailable(
                         "no AWS region: pass --region us-east-1, set AWS_REGION, or run `aws configure`"
                     )
+                check_region(self.region)  # AWS_REGION or the profile's region, which Settings never saw
                 config = Config(
                     max_pool_connections=max_pool_connections,
-                    retries={"mode": "standard", "max_attempts": 5},
+                    connect_timeout=self.settings.connect_timeout,
+                    read_timeout=self.settings.read_timeout,
+                    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
                     user_agent_extra="yolopipe-cli",
                 )
-                self._clients[key] = self.session.client(
-                    service, endpoint_url=self.settings.endpoint_url, config=config
-                )
+                client = self.session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
+                # A timeout says how long it waited: aws_errors() reads it from the exception.
+                client.meta.events.register("after-call-error", self._note_timeout)
+                self._clients[key] = client
         return self._clients[key]
+
+    def _note_timeout(self, exception: BaseException | None = None, **_: Any) -> None:
+        from botocore import exceptions as bx
+
+        if isinstance(exception, bx.ConnectTimeoutError):
+            exception.yolopipe_timeout_s = self.settings.connect_timeout  # type: ignore[attr-defined]
+        elif isinstance(exception, bx.ReadTimeoutError | bx.ConnectionClosedError):
+            exception.yolopipe_timeout_s = self.settings.read_timeout  # type: ignore[attr-defined]
 
     # -- the stack: where the bucket and pipeline names come from when not given -------------
 
@@ -191,6 +263,15 @@ class Aws:
         return self.stack_outputs().get("PipelineName") or DEFAULT_PIPELINE
 
 
+def _endpoint_of(error: Any) -> str:
+    """scheme://host[:port] of the request that failed (never its path or query)."""
+    from urllib.parse import urlsplit
+
+    url = str(getattr(error, "kwargs", {}).get("endpoint_url") or "")
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "AWS"
+
+
 def _code(error: Any) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -219,6 +300,16 @@ def aws_errors(what: str | None = None) -> Iterator[None]:
         raise AwsUnavailable(
             "no AWS region: pass --region us-east-1, set AWS_REGION, or run `aws configure`"
         ) from error
+    except (bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError) as error:
+        # Before EndpointConnectionError: ConnectTimeoutError is one.
+        endpoint = _endpoint_of(error)
+        waited = getattr(error, "yolopipe_timeout_s", None)
+        within = f"within {waited:g} s " if waited else ""
+        attempts = f" ({MAX_ATTEMPTS} attempts)" if waited else ""
+        verb = "closed the connection without answering" if isinstance(error, bx.ConnectionClosedError) else \
+            f"did not answer {within}"
+        raise AwsUnavailable(f"AWS {verb.rstrip()} at {endpoint}{attempts}; check the network / --endpoint-url"
+                             f" ({ENV_CONNECT_TIMEOUT} / {ENV_READ_TIMEOUT} set the waits)") from error
     except bx.EndpointConnectionError as error:
         endpoint = str(getattr(error, "kwargs", {}).get("endpoint_url") or "AWS")
         host = endpoint.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]

@@ -53,6 +53,13 @@ class UploadPlan:
     marker: LocalFile | None
     marker_up_to_date: bool
     stale_keys: list[str]
+    #: Links (files or folders) whose target lies outside the dataset folder: never uploaded.
+    outside_links: list[Path] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the user should know before sending (one line each)."""
+        return link_warnings(len(self.outside_links))
 
     @property
     def bytes_to_send(self) -> int:
@@ -72,6 +79,12 @@ class UploadResult:
     marker_time: datetime | None = None
     seconds: float = 0.0
     files: list[str] = field(default_factory=list, repr=False)
+    #: Links out of the dataset folder that were not followed (see UploadPlan.outside_links).
+    skipped_links: int = 0
+
+    @property
+    def warnings(self) -> list[str]:
+        return link_warnings(self.skipped_links)
 
     @property
     def s3_uri(self) -> str:
@@ -86,7 +99,16 @@ class UploadResult:
             "deleted": self.deleted,
             "marker_written": self.marker_written,
             "seconds": round(self.seconds, 3),
+            "skipped_links": self.skipped_links,
+            "warnings": self.warnings,
         }
+
+
+def link_warnings(count: int) -> list[str]:
+    if not count:
+        return []
+    links = "link that points" if count == 1 else "links that point"
+    return [f"skipped {count} {links} outside the dataset (never uploaded); copy what training needs into it"]
 
 
 class UploadInterrupted(YolopipeError):
@@ -103,27 +125,39 @@ def dataset_prefix(name: str) -> str:
     return f"{DATASETS_PREFIX}{name}/"
 
 
-def local_files(root: Path, prefix: str) -> tuple[list[LocalFile], LocalFile | None]:
-    """Every file under `root` as an S3 key under `prefix` (sorted), and the marker apart."""
+def local_files(root: Path, prefix: str, outside: list[Path] | None = None) -> tuple[
+        list[LocalFile], LocalFile | None]:
+    """Every file under `root` as an S3 key under `prefix` (sorted), and the marker apart.
+
+    A link whose target lies outside `root` (`id_rsa -> ~/.ssh/id_rsa`) is never followed: it goes
+    to `outside` instead, so the caller can say so.
+    """
     files: list[LocalFile] = []
     marker: LocalFile | None = None
-    for path in sorted(_walk(root)):
+    found: list[Path] = []
+    for path in sorted(_walk(root, root.resolve(), found)):
         rel = path.relative_to(root).as_posix()
         item = LocalFile(path, prefix + rel, path.stat().st_size)
         if rel == MARKER_FILE:
             marker = item
         else:
             files.append(item)
+    if outside is not None:
+        outside.extend(sorted(found))
     return files, marker
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for path in root.iterdir():
+def _walk(folder: Path, real_root: Path, outside: list[Path]) -> Iterator[Path]:
+    for path in folder.iterdir():
         if path.name.startswith("."):
+            continue
+        if path.is_symlink() and (path.is_dir() or path.is_file()) and \
+                not path.resolve().is_relative_to(real_root):
+            outside.append(path)
             continue
         if path.is_dir():
             if not path.is_symlink():  # as the validator: symlinked folders are not followed (no loops)
-                yield from _walk(path)
+                yield from _walk(path, real_root, outside)
         elif path.is_file() and not path.name.endswith(_SKIP_SUFFIXES):
             yield path
 
@@ -160,7 +194,11 @@ def plan_upload(s3: Any, root: str | Path, bucket: str, name: str) -> UploadPlan
     if not (root / MARKER_FILE).is_file():
         raise YolopipeError(f"{root} has no {MARKER_FILE} at its root: is this a YOLO dataset folder?")
     prefix = dataset_prefix(name)
-    files, marker = local_files(root, prefix)
+    outside: list[Path] = []
+    files, marker = local_files(root, prefix, outside)
+    if root / MARKER_FILE in outside:
+        raise YolopipeError(f"{root / MARKER_FILE} is a link to {(root / MARKER_FILE).resolve()}, outside the "
+                            f"dataset folder: copy the file into {root}")
     remote = remote_objects(s3, bucket, prefix)
     to_send: list[LocalFile] = []
     up_to_date: list[LocalFile] = []
@@ -169,7 +207,7 @@ def plan_upload(s3: Any, root: str | Path, bucket: str, name: str) -> UploadPlan
     local_keys = {f.key for f in files} | ({marker.key} if marker else set())
     stale = sorted(key for key in remote if key not in local_keys)
     marker_ok = marker is not None and _same(marker, remote.get(marker.key))
-    return UploadPlan(bucket, prefix, to_send, up_to_date, marker, marker_ok, stale)
+    return UploadPlan(bucket, prefix, to_send, up_to_date, marker, marker_ok, stale, outside)
 
 
 def without_small_expect_continue(s3: Any) -> Any:
@@ -226,7 +264,7 @@ def upload_dataset(
     started = time.perf_counter()
     without_small_expect_continue(s3)
     plan = plan or plan_upload(s3, root, bucket, name)
-    result = UploadResult(bucket, plan.prefix, skipped=len(plan.up_to_date))
+    result = UploadResult(bucket, plan.prefix, skipped=len(plan.up_to_date), skipped_links=len(plan.outside_links))
     if plan.to_send:
         _send_all(s3, bucket, plan.to_send, workers, progress, result)
     if delete_stale and plan.stale_keys:

@@ -6,6 +6,7 @@ email through SNS (plain text), with the same facts. The email goes first: whate
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from yolopipe_shared.execution_report import (
     described_status,
     gather_report,
 )
+from yolopipe_shared.layout import STEP_TRAIN
 from yolopipe_shared.topic import email_subject, publish
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,29 @@ def facts(report: ExecutionReport) -> list[tuple[str, str]]:
     return pairs
 
 
+#: SageMaker's error code when CreateTrainingJob / CreateProcessingJob is refused for a quota. A step's
+#: failure carries no structured code, only SageMaker's text, which quotes the API error: "...
+#: (ResourceLimitExceeded) when calling the CreateTrainingJob operation: The account-level service
+#: limit 'ml.g4dn.xlarge for spot training job usage' is 0 Instances, ...".
+RESOURCE_LIMIT_CODE = "ResourceLimitExceeded"
+_QUOTA_INSTANCE = re.compile(r"'(ml\.[a-z0-9.-]+) for (?:spot )?(?:training|processing) job usage'")
+
+
+def quota_advice(report: ExecutionReport) -> str:
+    """The line that says what to do when a step failed on a SageMaker quota ('' otherwise)."""
+    if report.status != "Failed" or RESOURCE_LIMIT_CODE not in report.failure_reason:
+        return ""
+    found = _QUOTA_INSTANCE.search(report.failure_reason)
+    if found:
+        instance = found.group(1)
+    elif report.failed_step == STEP_TRAIN and report.parameters.get("TrainingInstanceType"):
+        instance = str(report.parameters["TrainingInstanceType"])
+    else:
+        instance = f"the {report.failed_step or 'failed'} step's instance type"
+    return (f"SageMaker quota reached for {instance}: request an increase (`yolopipe doctor` shows which), "
+            f"then run `yolopipe run --dataset {report.dataset or '<name>'}` again")
+
+
 def metric_pairs(report: ExecutionReport) -> list[tuple[str, str]]:
     return [(evaluation.METRICS[name], f"{value:.3f}") for name, value in report.metrics.items()]
 
@@ -71,10 +96,15 @@ def slack_message(report: ExecutionReport) -> dict[str, Any]:
         step = f" in step *{slack.escape(report.failed_step)}*" if report.failed_step else ""
         reason = slack.escape(report.failure_reason or "no reason given")
         blocks.append(slack.section(f"*Failed*{step}\n```{reason}```"))
+    advice = quota_advice(report)
+    if advice:
+        blocks.append(slack.section(slack.escape(advice)))
     blocks.append(slack.button("Open in the SageMaker console", report.console_url))
     text = "; ".join([headline(report)] + [f"{k}: {v}" for k, v in facts(report)[1:] + metric_pairs(report)])
     if report.status == "Failed" and (report.failed_step or report.failure_reason):
         text += f"; failed step {report.failed_step or '?'}: {report.failure_reason}"
+    if advice:
+        text += f"; {advice}"
     return slack.message(text, blocks)
 
 
@@ -90,6 +120,9 @@ def email(report: ExecutionReport) -> tuple[str, str]:
     if report.status == "Failed":
         lines += ["", f"Failed step: {report.failed_step or '?'}",
                   f"Reason: {report.failure_reason or 'no reason given'}"]
+        advice = quota_advice(report)
+        if advice:
+            lines += ["", advice]
     lines += ["", f"Console: {report.console_url}", f"Execution ARN: {report.execution_arn}"]
     return email_subject(f"yolopipe: {headline(report)}"), "\n".join(lines) + "\n"
 

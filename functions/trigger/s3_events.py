@@ -3,6 +3,11 @@
 A dataset is the prefix `datasets/<name>/`; its `data.yaml`, written last, is the marker that
 starts training. Keys arrive URL-encoded (`a b.yaml` as `a+b.yaml`), one record at a time (an
 event may carry several, and Powertools' `S3Event.object_key` decodes only the first).
+
+A `data.yaml` anywhere else under the datasets prefix (`datasets/a/b/data.yaml`, `datasets/data.yaml`)
+is a misplaced marker: it starts nothing, but the uploader is told where the marker belongs. The
+bucket notification (prefix `datasets/`, suffix `data.yaml`, both case-sensitive) delivers those two
+shapes; `datasets/a/Data.YAML` never reaches the function on AWS, and is treated alike if it does.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class DatasetMarker:
     dataset: str
     prefix: str
     event_time: str = ""
+    #: Non-empty for a misplaced marker (why it is not one): nothing starts, the uploader is told.
+    misplaced: str = ""
 
     @property
     def dataset_uri(self) -> str:
@@ -84,6 +91,27 @@ def marker_from_key(bucket: str, key: str, version: str, root: str = DATASET_PRE
                          prefix=dataset_prefix(name, root), event_time=event_time)
 
 
+def misplaced_marker_from_key(bucket: str, key: str, version: str, root: str = DATASET_PREFIX,
+                              event_time: str = "") -> DatasetMarker | None:
+    """A DatasetMarker with `misplaced` set for a key under `root` whose file name is data.yaml in any
+    letter case but that is not `<root><name>/data.yaml`; None for any other key (images, labels...)."""
+    if not key.startswith(root) or key.rpartition("/")[2].casefold() != MARKER_FILE.casefold():
+        return None
+    folders = key[len(root):].split("/")[:-1]
+    if not folders:
+        why = "it is not in a dataset folder"
+    elif len(folders) > 1:
+        why = f"it is {len(folders) - 1} folder(s) too deep"
+    elif key.rpartition("/")[2] != MARKER_FILE:
+        why = f"the file name must be {MARKER_FILE} in lower case"
+    else:
+        why = "the dataset folder's name is blank, '.' or '..'"
+    name = folders[0] if folders else ""
+    return DatasetMarker(bucket=bucket, key=key, version=version, dataset=name,
+                         prefix=dataset_prefix(name, root) if name else root, event_time=event_time,
+                         misplaced=why)
+
+
 def record_key(record: Mapping[str, Any]) -> str:
     """The decoded object key of one S3 event record."""
     return unquote_plus(str(record["s3"]["object"]["key"]))
@@ -91,12 +119,14 @@ def record_key(record: Mapping[str, Any]) -> str:
 
 def markers_from_event(event: Mapping[str, Any], dataset_prefix: str = "datasets/") -> Iterator[
         tuple[Mapping[str, Any], DatasetMarker | None]]:
-    """Each record of an S3 notification with its marker (None: not a dataset marker, ignore it)."""
+    """Each record of an S3 notification with its marker (None: not a dataset marker, ignore it;
+    `misplaced` set: a data.yaml in the wrong place, tell the uploader)."""
     for record in event.get("Records") or []:
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
             yield record, None
             continue
         obj = record["s3"]["object"]
         version = dataset_version(obj.get("versionId"), obj.get("eTag")) or str(obj.get("sequencer") or "")
-        yield record, marker_from_key(record["s3"]["bucket"]["name"], record_key(record), version,
-                                      dataset_prefix, str(record.get("eventTime", "")))
+        bucket, key, event_time = record["s3"]["bucket"]["name"], record_key(record), str(record.get("eventTime", ""))
+        yield record, (marker_from_key(bucket, key, version, dataset_prefix, event_time)
+                       or misplaced_marker_from_key(bucket, key, version, dataset_prefix, event_time))

@@ -23,7 +23,7 @@ from yolopipe_shared import parameters, topic
 from yolopipe_shared.data_yaml import Problem
 from yolopipe_shared.dataset_sources import S3DatasetSource
 from yolopipe_shared.errors import PipelineNotFound, YolopipeError
-from yolopipe_shared.layout import dataset_version
+from yolopipe_shared.layout import MARKER_FILE, dataset_version
 from yolopipe_shared.overrides import OVERRIDES_FILE, OVERRIDES_MAX_BYTES, StackLimits, parse_overrides
 from yolopipe_shared.validate import validate_dataset
 
@@ -63,8 +63,14 @@ def start_training(marker: DatasetMarker, *, s3: Any, sagemaker: Any, sns: Any,
     """Validate one dataset version and start its pipeline execution, or refuse it.
 
     Returns a JSON-able outcome (the idempotency layer stores it and replays it for duplicates).
-    A refusal is a normal outcome: the problems go to the topic and nothing is retried.
+    A refusal is a normal outcome: the problems go to the topic and nothing is retried. So is a
+    misplaced marker (a data.yaml not at `datasets/<name>/data.yaml`): the uploader is told where it
+    belongs, once per object version, as this runs under the same idempotency record.
     """
+    if marker.misplaced:
+        publish_misplaced_marker(sns, config.notify_topic_arn, marker, config.dataset_prefix)
+        logger.info("misplaced marker ignored", extra={"key": marker.key, "version": marker.version})
+        return {"outcome": "ignored", "key": marker.key, "notice": MARKER_IGNORED}
     current = current_version(s3, marker)
     if current != marker.version:
         # A late or out-of-order event: the prefix now holds another upload (its own event starts it)
@@ -131,6 +137,19 @@ def publish_refusal(sns: Any, topic_arn: str, marker: DatasetMarker, problems: l
     ])
     topic.publish(sns, topic_arn, f"yolopipe: dataset {marker.dataset} refused", message, "dataset-refused",
                   dataset=marker.dataset)
+
+
+#: The topic's event kind for a data.yaml in the wrong place (subscribers can filter on it).
+MARKER_IGNORED = "marker-ignored"
+
+
+def publish_misplaced_marker(sns: Any, topic_arn: str, marker: DatasetMarker, root: str) -> None:
+    """One line to the uploader: this data.yaml starts nothing, and where the marker must be."""
+    message = (f"yolopipe ignored {_truncate(marker.marker_uri, 1200)} (version {marker.version}): {marker.misplaced}. "
+               f"Nothing was started: a dataset's marker must be {root}<name>/{MARKER_FILE}, "
+               "directly in the dataset folder and written last.")
+    topic.publish(sns, topic_arn, f"yolopipe: {MARKER_FILE} ignored, not at {root}<name>/{MARKER_FILE}", message,
+                  MARKER_IGNORED, dataset=marker.dataset)
 
 
 def _truncate(text: str, limit: int) -> str:

@@ -55,6 +55,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"[{marks[check.status]}] {check.name}: {check.detail}")
             if check.status == "fail" and check.fix:
                 print(f"       fix: {check.fix}")
+            if check.request_command:
+                print(f"       run: {check.request_command}")
         print("ready to train" if result["ok"] else "not ready: fix the FAIL lines above")
     return EXIT_OK if result["ok"] else EXIT_FAILED
 
@@ -110,6 +112,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{s3_uri}: {len(plan.to_send):,} files to send "
               f"({plan.bytes_to_send / 1e6:.1f} MB), {len(plan.up_to_date):,} already there")
+        for warning in plan.warnings:
+            print(f"warning: {warning}")
     if args.dry_run:
         if args.json:
             print_json({"s3_uri": s3_uri, "to_send": len(plan.to_send),

@@ -25,7 +25,8 @@ typical flow:
 
 AWS: --profile/--region as the AWS CLI; --endpoint-url (or AWS_ENDPOINT_URL) for an emulator;
 --local for the local mode's emulator. The stack (default 'yolopipe', or YOLOPIPE_STACK) gives
-the bucket and pipeline; --bucket/--pipeline (YOLOPIPE_BUCKET/YOLOPIPE_PIPELINE) override it."""
+the bucket and pipeline; --bucket/--pipeline (YOLOPIPE_BUCKET/YOLOPIPE_PIPELINE) override it.
+Waits: YOLOPIPE_CONNECT_TIMEOUT (10 s) and YOLOPIPE_READ_TIMEOUT (60 s), 3 attempts per call."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,9 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    sub = command("doctor", c.cmd_doctor, "check credentials, region, bucket, pipeline, role and training quota")
-    sub.add_argument("--instance-type", help="training instance type whose quota to check "
-                                             f"(default: {parameters.BY_NAME['TrainingInstanceType'].default})")
+    sub = command("doctor", c.cmd_doctor, "check credentials, region, bucket, pipeline, role and the "
+                                          "SageMaker quotas its jobs need (training, processing)")
+    sub.add_argument("--instance-type", help="training instance type whose quota to check (default: the deployed "
+                                             "pipeline's, else "
+                                             f"{parameters.BY_NAME['TrainingInstanceType'].default})")
 
     dataset = commands.add_parser("dataset", help="validate or convert a local dataset", parents=[common])
     dataset_commands = dataset.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", parser_class=_Parser,

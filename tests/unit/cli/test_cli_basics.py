@@ -128,7 +128,7 @@ def test_doctor_passes_on_a_deployed_stack(cli: Any, aws: dict[str, Any]) -> Non
     assert result.code == 0, result.out
     statuses = {c["name"]: c["status"] for c in cli("doctor", "--json").json()["checks"]}
     assert statuses == {"region": "ok", "credentials": "ok", "bucket": "ok", "pipeline": "ok",
-                        "execution role": "ok", "training quota": "warn"}
+                        "execution role": "ok", "training quota": "warn", "processing quota": "warn"}
     assert "ready to train" in result.out
 
 
