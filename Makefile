@@ -100,5 +100,5 @@ local-run: $(VENV)/.installed  ## local mode on your dataset: make local-run DAT
 local-serve: $(VENV)/.installed  ## keep the local stack running on 127.0.0.1:5000 for `yolopipe ... --local`
 	$(PY) -m yolopipe.local serve
 
-bench-local: $(VENV)/.installed  ## benchmark 6: the main command's wall time by phase (QUICK=1 for the smoke run)
+bench-local: $(VENV)/.installed  ## benchmark: the main command's wall time by phase (QUICK=1 for the smoke run)
 	$(PY) bench/local_e2e.py $(if $(QUICK),--quick,)

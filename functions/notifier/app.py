@@ -12,14 +12,11 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from notifier_config import NotifierConfig
 from notify import notify_status, webhook_url
+
+from yolopipe_shared.idempotency import once
 
 #: Seconds kept after Slack for the idempotency record and the return.
 RESERVE_SECONDS = 10.0
@@ -29,15 +26,15 @@ sagemaker = boto3.client("sagemaker")
 s3 = boto3.client("s3")
 sns = boto3.client("sns")
 secrets = boto3.client("secretsmanager")
-persistence = DynamoDBPersistenceLayer(table_name=CONFIG.idempotency_table, boto3_client=boto3.client("dynamodb"))
-idempotency = IdempotencyConfig(
-    event_key_jmespath="[pipelineExecutionArn, currentPipelineExecutionStatus]", raise_on_no_idempotency_key=False,
-    expires_after_seconds=7 * 24 * 3600,
-)
+# Once per (execution, status): EventBridge may deliver an event twice.
+idempotency = once(table_name=CONFIG.idempotency_table, dynamodb=boto3.client("dynamodb"),
+                   key_prefix="yolopipe-notifier", data_keyword_argument="detail",
+                   key_jmespath="[pipelineExecutionArn, currentPipelineExecutionStatus]",
+                   expires_after_seconds=7 * 24 * 3600, raise_on_no_key=False)
+persistence = idempotency.persistence
 
 
-@idempotent_function(data_keyword_argument="detail", persistence_store=persistence, config=idempotency,
-                     key_prefix="yolopipe-notifier")
+@idempotency.decorate
 def notify_once(detail: dict[str, Any], slack_deadline: float) -> dict[str, Any]:
     return notify_status(detail, sagemaker=sagemaker, s3=s3, sns=sns, config=CONFIG,
                          webhook=lambda: webhook_url(CONFIG, secrets), slack_deadline=slack_deadline)

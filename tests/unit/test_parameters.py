@@ -9,7 +9,7 @@ from yolopipe_shared.errors import ParameterError
 
 
 def test_every_parameter_the_architecture_names_is_defined_once() -> None:
-    # GIVEN the parameter list of ARCHITECTURE.md's contract, less UseSpotInstances (a stack
+    # GIVEN the parameter list of the pipeline's contract (README), less UseSpotInstances (a stack
     # setting: SageMaker refuses MaxWaitTimeInSeconds without spot) plus DatasetVersion (the cache key)
     expected = [
         "DatasetS3Uri", "ModelVariant", "Epochs", "BatchSize", "ImageSize", "LearningRate",
