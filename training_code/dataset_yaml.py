@@ -4,8 +4,9 @@ A data.yaml comes from whoever can write to the bucket. Ultralytics runs a `down
 a URL, a shell command or Python, follows absolute paths anywhere, and writes beside the file.
 So the file is checked by the shared dataset rules (safe-load, no `download`, no absolute or
 escaping paths, consistent names/nc), its split paths must stay in the dataset folder once links
-are followed (locally a split can be a symlink; SageMaker's channels are copies), and a clean copy is written to a writable folder, with
-`path` set to the dataset folder: a read-only dataset folder works.
+are followed (locally a split can be a symlink; SageMaker's channels are copies), and a clean copy
+is written to a writable folder, with `path` set to the dataset folder: a read-only dataset folder
+works.
 """
 
 from __future__ import annotations
@@ -14,13 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from yolopipe_shared.data_yaml import DataYaml, parse_data_yaml
+from yolopipe_shared.data_yaml import DATA_YAML, MAX_DATA_YAML_BYTES, DataYaml, parse_data_yaml
 from yolopipe_shared.errors import DatasetRejected
 from yolopipe_shared.labels import is_image
-
-DATA_YAML = "data.yaml"
-#: A data.yaml is a few hundred bytes; refuse to parse anything absurd.
-MAX_DATA_YAML_BYTES = 1 << 20
 
 
 def read_data_yaml(dataset_dir: Path) -> DataYaml:
@@ -35,17 +32,20 @@ def read_data_yaml(dataset_dir: Path) -> DataYaml:
         raise DatasetRejected([f"{path}: not found; a dataset needs a data.yaml at its root"])
     real_root = dataset_dir.resolve()
     if not path.resolve().is_relative_to(real_root):
-        raise DatasetRejected([f"{DATA_YAML}: is a link to a file outside the dataset folder; copy it into the dataset"])
+        raise DatasetRejected([f"{DATA_YAML}: is a link to a file outside the dataset folder; "
+                               "copy it into the dataset"])
     if path.stat().st_size > MAX_DATA_YAML_BYTES:
         raise DatasetRejected([f"{DATA_YAML}: larger than {MAX_DATA_YAML_BYTES} bytes; is it really a data.yaml?"])
     text = path.read_text(encoding="utf-8", errors="replace")
     parsed, problems = parse_data_yaml(text, file=DATA_YAML)
     if problems or parsed is None:
         raise DatasetRejected(list(problems) or [f"{DATA_YAML}: could not be read"])
-    escaping = [f"{DATA_YAML}: `{split}: {entry}` is a link to a folder outside the dataset folder; "
-                "copy its files into the dataset"
-                for split, entries in parsed.splits.items() for entry in entries
-                if not (dataset_dir / entry).resolve().is_relative_to(real_root)]
+    escaping: list[object] = [
+        f"{DATA_YAML}: `{split}: {entry}` is a link to a folder outside the dataset folder; "
+        "copy its files into the dataset"
+        for split, entries in parsed.splits.items() for entry in entries
+        if not (dataset_dir / entry).resolve().is_relative_to(real_root)
+    ]
     if escaping:
         raise DatasetRejected(escaping)
     return parsed

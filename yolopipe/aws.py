@@ -38,6 +38,8 @@ DEFAULT_READ_TIMEOUT_S = 60.0
 #: Attempts per call, first one included (botocore's standard retry mode: throttling, 5xx, timeouts).
 MAX_ATTEMPTS = 3
 ENDPOINT_SCHEMES = ("http", "https")
+#: Set on a timeout exception by the client that raised it: how long it waited, for the message.
+TIMEOUT_ATTRIBUTE = "yolopipe_timeout_s"
 
 _NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "404",
                     "NotFound", "NoSuchEntity", "ValidationError", "ValidationException"}
@@ -130,15 +132,17 @@ def check_endpoint_url(url: str | None) -> None:
                              "e.g. http://127.0.0.1:5000 or https://s3.eu-west-1.amazonaws.com")
 
 
-def check_region(region: str | None) -> None:
-    """A region botocore accepts (a DNS label: letters, digits, '-'), or ParameterError."""
+def check_region(region: str | None, source: str = "--region") -> None:
+    """A region botocore accepts (a DNS label: letters, digits, '-'), or ParameterError naming `source`."""
     from botocore.exceptions import InvalidRegionError
     from botocore.utils import validate_region_name
 
+    if region is None:
+        return
     try:
         validate_region_name(region)
     except InvalidRegionError as error:
-        raise ParameterError(f"--region {str(region)[:100]!r} is not an AWS region name, e.g. us-east-1 "
+        raise ParameterError(f"{source} {region[:100]!r} is not an AWS region name, e.g. us-east-1 "
                              "(letters, digits and '-')") from error
 
 
@@ -197,7 +201,8 @@ class Aws:
                     raise AwsUnavailable(
                         "no AWS region: pass --region us-east-1, set AWS_REGION, or run `aws configure`"
                     )
-                check_region(self.region)  # AWS_REGION or the profile's region, which Settings never saw
+                # The region may come from AWS_DEFAULT_REGION or the profile, which Settings never saw.
+                check_region(self.region, "region (AWS_REGION / AWS_DEFAULT_REGION / the profile's)")
                 config = Config(
                     max_pool_connections=max_pool_connections,
                     connect_timeout=self.settings.connect_timeout,
@@ -215,9 +220,9 @@ class Aws:
         from botocore import exceptions as bx
 
         if isinstance(exception, bx.ConnectTimeoutError):
-            exception.yolopipe_timeout_s = self.settings.connect_timeout  # type: ignore[attr-defined]
+            setattr(exception, TIMEOUT_ATTRIBUTE, self.settings.connect_timeout)  # noqa: B010 (not a botocore field)
         elif isinstance(exception, bx.ReadTimeoutError | bx.ConnectionClosedError):
-            exception.yolopipe_timeout_s = self.settings.read_timeout  # type: ignore[attr-defined]
+            setattr(exception, TIMEOUT_ATTRIBUTE, self.settings.read_timeout)  # noqa: B010
 
     # -- the stack: where the bucket and pipeline names come from when not given -------------
 
@@ -303,7 +308,7 @@ def aws_errors(what: str | None = None) -> Iterator[None]:
     except (bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError) as error:
         # Before EndpointConnectionError: ConnectTimeoutError is one.
         endpoint = _endpoint_of(error)
-        waited = getattr(error, "yolopipe_timeout_s", None)
+        waited = getattr(error, TIMEOUT_ATTRIBUTE, None)
         within = f"within {waited:g} s " if waited else ""
         attempts = f" ({MAX_ATTEMPTS} attempts)" if waited else ""
         verb = "closed the connection without answering" if isinstance(error, bx.ConnectionClosedError) else \
