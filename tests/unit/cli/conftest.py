@@ -5,8 +5,7 @@ execution status)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import fake_pipeline
 import pytest
 from moto import mock_aws
 
-from yolopipe.cli import main
 from yolopipe_shared import parameters
 
 BUCKET = "yolopipe-unit-cli"
@@ -24,38 +22,12 @@ STACK = "yolopipe-unit"
 ROLE_NAME = "yolopipe-unit-sagemaker"
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
 @pytest.fixture(autouse=True)
 def _no_yolopipe_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the developer's shell exports, each test starts from none of the CLI's variables."""
     for name in ("YOLOPIPE_STACK", "YOLOPIPE_BUCKET", "YOLOPIPE_PIPELINE", "YOLOPIPE_LOCAL_ENDPOINT",
                  "AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """`cli("upload", path, "--name", "x")` -> Result(exit code, stdout, stderr), as a user sees them."""
-
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exit_:  # argparse usage errors and --help
-            code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
 
 
 def definition_json(score: float = 0.7, mode: str = "ok") -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import slack
 from function_harness import Aws, LambdaContext, load_handler
-from test_notifier import answer_steps, failed_steps, set_status, start_execution, status_event
+from notifier_harness import answer_steps, failed_steps, set_status, start_execution, status_event
 
 #: What the calls around Slack (moto: describe, list, publish, the idempotency record) may add on a busy
 #: machine; every misbehaviour here, unhandled, holds the function 10 s or more past its deadline.

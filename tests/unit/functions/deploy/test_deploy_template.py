@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 SAM_PYTHON = REPO / ".venv-sam" / "bin" / "python"
 
 # Runs in the SAM CLI's environment (it pins its own boto3): the SAM translator CloudFormation runs.

@@ -25,7 +25,7 @@ import pytest
 from deploy_harness import ACCOUNT, BUCKET, PIPELINE, REGION, ROLE_ARN, Context, load_function
 from moto import mock_aws
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 DEPLOY_DIR = REPO / "functions" / "deploy"
 
 

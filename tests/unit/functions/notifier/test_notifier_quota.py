@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from function_harness import BUCKET, PIPELINE, Aws, LambdaContext
-from test_notifier import all_text, answer_steps, set_status, start_execution, status_event, use_slack
+from notifier_harness import all_text, answer_steps, set_status, start_execution, status_event, use_slack
 
 #: What SageMaker says when CreateTrainingJob is refused for a quota (the API error's text).
 TRAINING_REFUSED = (
