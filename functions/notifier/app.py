@@ -12,6 +12,10 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from notifier_config import NotifierConfig
 from notify import notify_status, webhook_url
@@ -35,9 +39,11 @@ persistence = idempotency.persistence
 
 
 @idempotency.decorate
-def notify_once(detail: dict[str, Any], slack_deadline: float) -> dict[str, Any]:
-    return notify_status(detail, sagemaker=sagemaker, s3=s3, sns=sns, config=CONFIG,
-                         webhook=lambda: webhook_url(CONFIG, secrets), slack_deadline=slack_deadline)
+def notify_once(detail: dict[str, Any], slack_deadline: float, done: dict[str, Any]) -> dict[str, Any]:
+    """`done` receives the result as soon as the notice is out (before Powertools records it)."""
+    done.update(notify_status(detail, sagemaker=sagemaker, s3=s3, sns=sns, config=CONFIG,
+                              webhook=lambda: webhook_url(CONFIG, secrets), slack_deadline=slack_deadline))
+    return done
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
@@ -45,4 +51,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     idempotency.register_lambda_context(context)
     # Slack must finish with time to spare: a timed-out invocation is retried and would mail twice.
     slack_deadline = max(0.0, context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS)
-    return notify_once(detail=dict(event.get("detail") or {}), slack_deadline=slack_deadline)
+    done: dict[str, Any] = {}
+    try:
+        return notify_once(detail=dict(event.get("detail") or {}), slack_deadline=slack_deadline, done=done)
+    except IdempotencyAlreadyInProgressError:
+        # Another invocation holds this notice until its own deadline: it sends it, or fails and is
+        # retried by Lambda (a minute after a failure or a timeout, once that deadline has passed).
+        logger.info("another invocation is sending this notice")
+        return {"sent": False, "reason": "another invocation is sending this notice"}
+    except IdempotencyPersistenceLayerError:
+        if not done:
+            raise  # nothing sent: Lambda's retry sends it
+        # The team has been told; only marking the record done failed. Failing the invocation would
+        # make Lambda retry it once the record's in-progress time ran out, and mail them again.
+        logger.exception("notified, but the idempotency record could not be marked done")
+        return done
