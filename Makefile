@@ -38,13 +38,18 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/pip install -q checkov==$(CHECKOV_VERSION)
 	touch $@
 
-$(TOOLKIT_VENV)/.installed: tests/integration/toolkit-requirements.txt training_code/requirements.txt
+# The toolkits' own packages in .venv-toolkit, layered over .venv (a .pth at the end of its path) for
+# torch and Ultralytics, which would otherwise be installed twice (5 GB, minutes).
+$(TOOLKIT_VENV)/.installed: tests/integration/toolkit-requirements.txt training_code/requirements.txt $(VENV)/.installed
 	$(PYTHON) -m venv $(TOOLKIT_VENV)
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+		> "$$($(TOOLKIT_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz-project-venv.pth"
 	$(TOOLKIT_VENV)/bin/pip install -q --upgrade pip
 	$(TOOLKIT_VENV)/bin/pip install -q -r tests/integration/toolkit-requirements.txt
 	touch $@
 
-install: $(VENV)/.installed $(SAM_VENV)/.installed  ## create .venv and .venv-sam
+install:  ## create every environment: .venv, .venv-sam, .venv-checkov, .venv-toolkit (in parallel)
+	$(MAKE) -j4 $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed $(TOOLKIT_VENV)/.installed
 
 demo: $(VENV)/.installed  ## the main job: the whole event-driven run on this machine (emulator, trigger, pipeline, Slack + email), no AWS account
 	$(PY) -m yolopipe.demo
@@ -64,7 +69,7 @@ lint: $(VENV)/.installed cfn-lint  ## ruff, mypy and cfn-lint
 	done
 
 unit: $(VENV)/.installed  ## fast tests: moto, no network
-	$(VENV)/bin/pytest -q tests/unit
+	$(VENV)/bin/pytest -q -n auto tests/unit
 
 training: $(VENV)/.installed  ## real Ultralytics training on tiny generated data (CPU)
 	$(VENV)/bin/pytest -q tests/training

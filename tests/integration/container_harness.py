@@ -9,17 +9,20 @@ Train:    the rendered step's arguments, resolved for one execution, become the 
 Evaluate: the step's ProcessingInputs are copied from S3 to their LocalPaths (S3Prefix, as the
           service does), then ContainerEntrypoint + ContainerArguments run verbatim.
 
-Each job gets a root folder that a private mount namespace (`unshare`) binds over /opt and /tmp,
-so every container path in the definition (/opt/ml/..., CheckpointConfig's LocalPath, the
-processing LocalPaths, /tmp) is used as written, and nothing lands in the machine's own /opt.
-The toolkit and the jobs run in .venv-toolkit (Python 3.11, torch, the toolkits and
-training_code/requirements.txt, see toolkit-requirements.txt) with PIP_NO_INDEX=1: the
+Each job gets a root folder that a private mount namespace (`unshare`) binds over /opt, and over
+each /tmp/<folder> its command names (not all of /tmp: the checkout and .venv-toolkit may lie
+there), so every container path in the definition (/opt/ml/..., CheckpointConfig's LocalPath, the
+processing LocalPaths, /tmp/yolopipe-code) is used as written, and nothing lands in the machine's
+own /opt.
+The toolkit and the jobs run in .venv-toolkit (Python 3.11, the toolkits, layered over .venv for
+torch and training_code/requirements.txt, see toolkit-requirements.txt) with PIP_NO_INDEX=1: the
 toolkit's `pip install -r requirements.txt` must find every pin installed, nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -34,9 +37,11 @@ TOOLKIT_VENV = REPO / ".venv-toolkit"
 PYTORCH_TRAINING_MODULE = "sagemaker_pytorch_container.training:main"
 #: The container paths a job's root folder stands in for.
 _MOUNTED = ("opt", "tmp")
-_ISOLATE = 'for d in {dirs}; do mount --bind "$0/$d" "/$d" || exit 97; done; exec "$@"'.format(
-    dirs=" ".join(_MOUNTED)
-)
+#: /opt whole; under /tmp, each folder of the job's own tmp (mount points made as needed).
+_ISOLATE = ('mount --bind "$0/opt" /opt || exit 97; '
+            'for d in "$0"/tmp/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); '
+            'mkdir -p "/tmp/$n" && mount --bind "$d" "/tmp/$n" || exit 97; done; exec "$@"')
+_TMP_FOLDER = re.compile(r"/tmp/([A-Za-z0-9._-]+)")
 
 
 def isolation_problem() -> str | None:
@@ -82,8 +87,10 @@ class Container:
         return self.root.joinpath(*path.parts[1:])
 
     def run(self, command: Sequence[str], env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-        """Run `command` with this root bound over /opt and /tmp (stdout and stderr together, also
+        """Run `command` with this root bound over /opt and its /tmp folders (stdout and stderr together, also
         kept in `<root>/job.log`)."""
+        for name in {m for part in command for m in _TMP_FOLDER.findall(str(part))}:
+            (self.root / "tmp" / name).mkdir(parents=True, exist_ok=True)
         wrapped = ["unshare", "--map-root-user", "--mount", "sh", "-c", _ISOLATE, str(self.root), *command]
         process = subprocess.run(wrapped, env=dict(env), cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True, timeout=timeout, check=False)
@@ -98,7 +105,7 @@ def job_environment(aws: Mapping[str, str], step_environment: Mapping[str, Any],
     """
     return {
         "PATH": f"{TOOLKIT_VENV / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": "/tmp",  # noqa: S108 (the job's own /tmp)
+        "HOME": "/opt/ml/.home",  # the job's own (a SageMaker container's is /root)
         "LANG": "C.UTF-8",
         "PIP_NO_INDEX": "1",
         **aws,
