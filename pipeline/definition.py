@@ -1,10 +1,17 @@
 """The yolopipe SageMaker Pipeline, built with the SageMaker Python SDK v3.
 
     DatasetS3Uri ──► Train ──► Evaluate ──► CheckQuality ─┬─ map50_95 >= MinMap50_95 ─► Register
-                     (spot,     (processing   (JsonGet on  │                           (PendingManualApproval,
-                   checkpoints)  job, eval-    evaluation  │                            evaluation.json attached)
-                                 uation.json)  .json)      └─ otherwise ─────────────► QualityGateFailed
-                                                                                       ("map50_95 0.41 < 0.5")
+                     (spot,     (processing   (JsonGet on  │  and improvement            (PendingManualApproval,
+                   checkpoints)  job, eval-    evaluation  │      >= MinImprovement      evaluation.json and the
+                                 uation.json;  .json)      │                             comparison attached)
+                                 the approved              └─ otherwise ─────────────► QualityGateFailed
+                                 model scored too)                                     (the verdict: "0.571 <
+                                                                                        approved v3 0.587: ...")
+
+Champion / challenger: Evaluate also scores the group's latest Approved model package on the same
+split (`--model-package-group`); `comparison.improvement` in evaluation.json is the candidate's
+map50_95 minus the approved one's (1.0 when there is none or it cannot be read, so that the fixed
+gate decides alone), and `comparison.verdict` is the line the Fail message and the notifier show.
 
 `build_pipeline(config)` returns the unexecuted `Pipeline`; `pipeline.render` turns it into the JSON
 that the deploy function upserts. Every pipeline parameter comes from `yolopipe_shared.parameters`;
@@ -33,8 +40,11 @@ from yolopipe_shared.evaluation import (
     EVALUATION_FILE,
     EVALUATION_OUTPUT_NAME,
     EVALUATION_PROPERTY_FILE,
+    IMPROVEMENT_JSON_PATH,
     QUALITY_METRIC,
     QUALITY_METRIC_JSON_PATH,
+    SUMMARY_JSON_PATH,
+    VERDICT_JSON_PATH,
 )
 from yolopipe_shared.parameters import PARAMETERS, ParameterSpec
 from yolopipe_shared.pipeline_template import PLACEHOLDERS, placeholder
@@ -97,7 +107,7 @@ class PipelineConfig:
     evaluation_instance_type: str = "ml.g4dn.xlarge"
     evaluation_max_runtime_seconds: int = 2 * 3600
     volume_size_gb: int = 50
-    #: How long a finished Train / Evaluate step can be reused for the same inputs (ISO 8601).
+    #: How long a finished Train step can be reused for the same inputs (ISO 8601).
     cache_expire_after: str = "P30D"
 
     def dlc_image(self, scope: str, version: str, device: str = "gpu") -> str:
@@ -326,7 +336,7 @@ def _evaluate_step(config: PipelineConfig, session: Any, params: dict[str, Any],
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
     from sagemaker.core.workflow.properties import PropertyFile
-    from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep
+    from sagemaker.mlops.workflow.steps import ProcessingStep
 
     class _ProcessingStep(ProcessingStep):  # type: ignore[misc]
         @property
@@ -357,7 +367,8 @@ def _evaluate_step(config: PipelineConfig, session: Any, params: dict[str, Any],
         max_runtime_in_seconds=config.evaluation_max_runtime_seconds,
         base_job_name="yolopipe-evaluate",
         sagemaker_session=session,
-        env={"PYTHONUNBUFFERED": "1"},
+        # boto3 in evaluate.py (the approved baseline's lookup) needs the region.
+        env={"PYTHONUNBUFFERED": "1", "AWS_DEFAULT_REGION": config.region},
     )
 
     def s3_input(name: str, uri: Any, local: str) -> Any:
@@ -390,7 +401,13 @@ def _evaluate_step(config: PipelineConfig, session: Any, params: dict[str, Any],
                 ),
             )
         ],
-        arguments=["--model", f"{_MODEL_DIR}/model.tar.gz", "--data", _DATASET_DIR, "--output", _EVALUATION_DIR],
+        arguments=[
+            "--model", f"{_MODEL_DIR}/model.tar.gz", "--data", _DATASET_DIR, "--output", _EVALUATION_DIR,
+            # The baseline to beat, and the thresholds for the verdict's wording (CheckQuality decides).
+            "--model-package-group", params["ModelPackageGroupName"],
+            "--min-map50-95", params["MinMap50_95"].to_string(),
+            "--min-improvement", params["MinImprovement"].to_string(),
+        ],
     )
     report = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name=EVALUATION_OUTPUT_NAME, path=EVALUATION_FILE)
     step = _ProcessingStep(
@@ -399,13 +416,15 @@ def _evaluate_step(config: PipelineConfig, session: Any, params: dict[str, Any],
         description="mAP50-95, mAP50, precision and recall on the test split (val if none)",
         step_args=step_args,
         property_files=[report],
-        cache_config=CacheConfig(enable_caching=True, expire_after=config.cache_expire_after),
+        # Not cached: the approved model it compares with is not among its arguments, so a cached
+        # evaluation would judge the candidate against whichever model was approved back then.
         retry_policies=_retry_policies(job=True),
     )
     return step, report
 
 
-def _register_step(config: PipelineConfig, params: dict[str, Any], train: Any, evaluate: Any, metric: Any) -> Any:
+def _register_step(config: PipelineConfig, params: dict[str, Any], train: Any, evaluate: Any, metric: Any,
+                   comparison: Any) -> Any:
     """CreateModelPackage in ModelPackageGroupName, PendingManualApproval, evaluation attached.
 
     ModelBuilder.register() would look up the account (STS) and stage code while building, so the
@@ -448,6 +467,8 @@ def _register_step(config: PipelineConfig, params: dict[str, Any], train: Any, e
             "DatasetName": params["DatasetName"],
             "ModelVariant": params["ModelVariant"],
             QUALITY_METRIC: metric.to_string(),
+            # "vs v3: +0.025" / "first model": evaluate.py writes it in the metadata alphabet.
+            "ComparedWithApproved": comparison,
         },
     }
 
@@ -492,22 +513,34 @@ def build_pipeline(config: PipelineConfig | None = None) -> Pipeline:
     params = pipeline_parameters()
     train = _train_step(config, session, params)
     evaluate, report = _evaluate_step(config, session, params, train)
-    metric = JsonGet(step_name=evaluate.name, property_file=report, json_path=QUALITY_METRIC_JSON_PATH)
-    register = _register_step(config, params, train, evaluate, metric)
+    def report_value(path: str) -> Any:
+        return JsonGet(step_name=evaluate.name, property_file=report, json_path=path)
+
+    metric = report_value(QUALITY_METRIC_JSON_PATH)
+    improvement = report_value(IMPROVEMENT_JSON_PATH)
+    register = _register_step(config, params, train, evaluate, metric, report_value(SUMMARY_JSON_PATH))
     fail = FailStep(
         name=STEP_FAIL,
         display_name="Quality gate failed",
-        description="The model did not reach MinMap50_95 and was not registered",
+        description="The model did not reach MinMap50_95 or did not beat the approved model by MinImprovement",
+        # "quality gate: 0.571 < approved v3 0.587: -0.016, not registered (map50_95 0.571,
+        # MinMap50_95 0.5, MinImprovement 0.0)": the verdict says which condition decided.
         error_message=Join(
             on=" ",
-            values=[f"quality gate: {QUALITY_METRIC}", metric, "< MinMap50_95", params["MinMap50_95"]],
+            values=["quality gate:", report_value(VERDICT_JSON_PATH), Join(on="", values=[
+                f"({QUALITY_METRIC} ", metric, ", MinMap50_95 ", params["MinMap50_95"],
+                ", MinImprovement ", params["MinImprovement"], ")"])],
         ),
     )
     check = ConditionStep(
         name=STEP_CHECK_QUALITY,
         display_name="Check quality",
-        description=f"{QUALITY_METRIC} >= MinMap50_95 registers the model, otherwise the execution fails",
-        conditions=[ConditionGreaterThanOrEqualTo(left=metric, right=params["MinMap50_95"])],
+        description=f"{QUALITY_METRIC} >= MinMap50_95 and its improvement over the approved model >= MinImprovement "
+                    "register the model, otherwise the execution fails",
+        conditions=[
+            ConditionGreaterThanOrEqualTo(left=metric, right=params["MinMap50_95"]),
+            ConditionGreaterThanOrEqualTo(left=improvement, right=params["MinImprovement"]),
+        ],
         if_steps=[register],
         else_steps=[fail],
     )

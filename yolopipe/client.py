@@ -9,6 +9,7 @@
     yp.watch(arn, on_update=print)                          # until it ends; returns its final status
     yp.report(arn)["metrics"]
     yp.compare(arn, "latest")
+    yp.approve(arn)                                        # its model package: the baseline to beat
 
 Failures raise the domain errors of yolopipe_shared.errors (ParameterError, DatasetRejected,
 PipelineNotFound, ExecutionNotFound) and yolopipe.aws (AwsUnavailable, NotFound), each with a
@@ -21,11 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from yolopipe_shared.errors import YolopipeError
 from yolopipe_shared.parameters import Value
 
 from . import executions as ex
 from .aws import Aws, Settings, aws_errors
 from .executions import ExecutionStatus
+
+
+class NothingRegistered(YolopipeError):
+    """`approve` on an execution whose Register step did not run (it failed, or the gate said no)."""
 
 
 class Yolopipe:
@@ -145,13 +151,63 @@ class Yolopipe:
                                 interval=interval, timeout=timeout)
 
     def report(self, execution: str = "latest") -> dict[str, Any]:
-        return ex.report(self._sm, self.aws.client("s3"), self.resolve(execution))
+        return ex.report(self._sm, self.aws.client("s3"), self.resolve(execution), prices=self._prices)
 
     def compare(self, *execution_refs: str) -> list[dict[str, Any]]:
-        return ex.compare(self._sm, self.aws.client("s3"), [self.resolve(e) for e in execution_refs])
+        return ex.compare(self._sm, self.aws.client("s3"), [self.resolve(e) for e in execution_refs],
+                          prices=self._prices)
+
+    @property
+    def _prices(self) -> Any:
+        """Prices from the Price List API with this session's credentials, cached while this object
+        lives; against another endpoint (the local emulator), the dated list-price table only."""
+        if getattr(self, "_price_list", None) is None:
+            from yolopipe_shared.cost import PriceList, pricing_client
+
+            local = bool(self.aws.settings.endpoint_url)
+            self._price_list = PriceList(None if local else pricing_client(self.aws.session))
+        return self._price_list
 
     def stop(self, execution: str) -> str:
         return ex.stop(self._sm, self.resolve(execution))
+
+    def approve(self, ref: str = "latest", *, approved: bool = True) -> dict[str, Any]:
+        """Approve (or with `approved=False` reject) a model package: UpdateModelPackage.
+
+        `ref` is a model package ARN, or an execution (id, ARN or `latest`) whose Register step
+        created one; an execution that registered nothing raises NothingRegistered. The latest Approved
+        package of the group is the baseline the next executions' Evaluate step must beat.
+        Returns {"model_package_arn", "group", "version", "approval_status", "previous_status",
+        "execution_arn" (None for a package ARN)}.
+        """
+        execution_arn: str | None = None
+        if ":model-package/" in ref:
+            package_arn = ref
+        else:
+            execution_arn = self.resolve(ref)
+            status = ex.execution_status(self._sm, execution_arn)
+            registered = [str(step.metadata["RegisterModel"].get("Arn") or "") for step in status.steps
+                          if "RegisterModel" in step.metadata]
+            package_arn = next((arn for arn in registered if arn), "")
+            if not package_arn:
+                raise NothingRegistered(f"execution {execution_arn.rsplit('/', 1)[-1]} registered no model package "
+                               f"(status {status.status}): nothing to {'approve' if approved else 'reject'}")
+        with aws_errors(what=f"model package {package_arn!r}"):
+            before = self._sm.describe_model_package(ModelPackageName=package_arn)
+            new_status = "Approved" if approved else "Rejected"
+            self._sm.update_model_package(
+                ModelPackageArn=package_arn, ModelApprovalStatus=new_status,
+                ApprovalDescription=f"{new_status.lower()} with yolopipe approve",
+            )
+            after = self._sm.describe_model_package(ModelPackageName=package_arn)
+        return {
+            "model_package_arn": package_arn,
+            "group": after.get("ModelPackageGroupName", ""),
+            "version": after.get("ModelPackageVersion"),
+            "approval_status": after.get("ModelApprovalStatus", ""),
+            "previous_status": before.get("ModelApprovalStatus", ""),
+            "execution_arn": execution_arn,
+        }
 
     def doctor(self, *, instance_type: str | None = None) -> list[Any]:
         """Every readiness check (doctor.Check: name, status ok/warn/fail/skip, detail, fix)."""

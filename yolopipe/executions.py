@@ -7,7 +7,7 @@ emulator or moto. Failures surface as domain errors through `yolopipe.aws.aws_er
     plan_run(...) -> RunRequest; start_run(sm, request) -> execution ARN
     find_execution(sm, pipeline, "latest" | id | ARN) -> ARN
     execution_status(sm, arn) -> ExecutionStatus (status + step table); watch(...) polls it
-    report(sm, s3, arn) -> dict (parameters, metrics, per-class, model package, artifacts)
+    report(sm, s3, arn, prices=...) -> dict (parameters, metrics, per-class, model package, artifacts, cost)
     stop(sm, arn)
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from yolopipe_shared import evaluation, layout, parameters
+from yolopipe_shared import cost, evaluation, layout, parameters
 from yolopipe_shared import execution_report as read
 from yolopipe_shared.errors import ExecutionNotFound, ParameterError, YolopipeError
 from yolopipe_shared.execution_report import ExecutionStatus, Step, iso, parse_time, pipeline_name_from_arn, reason
@@ -306,9 +306,13 @@ def stop(sm: Any, arn: str) -> str:
 
 # --- report ------------------------------------------------------------------------------------
 
-def report(sm: Any, s3: Any, arn: str) -> dict[str, Any]:
+def report(sm: Any, s3: Any, arn: str, *, prices: cost.PriceList | None = None) -> dict[str, Any]:
     """Everything to judge one execution: status, parameters, step table, metrics, per-class
-    metrics (evaluation.json), model package and its approval status, artifact URIs."""
+    metrics (evaluation.json), model package and its approval status, artifact URIs, and what each
+    job cost (`prices`: the Price List API; None prices from the dated list-price table only)."""
+    prices = prices or cost.PriceList(None)
+    region = _region(sm)
+    jobs: list[cost.JobCost] = []
     status = execution_status(sm, arn)
     with aws_errors(what=f"execution {read.execution_id(arn)!r}"):
         values = {**parameters.defaults(), **read.execution_parameters(sm, arn)}
@@ -318,6 +322,7 @@ def report(sm: Any, s3: Any, arn: str) -> dict[str, Any]:
     for step in status.steps:
         if "TrainingJob" in step.metadata:
             job = _describe_job(sm, "training", step.metadata["TrainingJob"].get("Arn", ""))
+            jobs.append(_job_cost(step, cost.TRAINING, job, prices, region))
             uri = (job.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
             if uri:
                 artifacts[f"{step.name}.model"] = str(uri)
@@ -326,6 +331,7 @@ def report(sm: Any, s3: Any, arn: str) -> dict[str, Any]:
                 artifacts[f"{step.name}.checkpoints"] = str(checkpoint)
         if "ProcessingJob" in step.metadata:
             job = _describe_job(sm, "processing", step.metadata["ProcessingJob"].get("Arn", ""))
+            jobs.append(_job_cost(step, cost.PROCESSING, job, prices, region))
             for output in (job.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
                 uri = (output.get("S3Output") or {}).get("S3Uri")
                 if not uri:
@@ -348,12 +354,25 @@ def report(sm: Any, s3: Any, arn: str) -> dict[str, Any]:
         "evaluation_split": evaluation_doc.get("split"),
         "model_package": model_package,
         "artifacts": artifacts,
+        "cost": cost.ExecutionCost(jobs).to_dict(),
     }
 
 
-def compare(sm: Any, s3: Any, arns: list[str]) -> list[dict[str, Any]]:
-    """Reports of several executions, for a side-by-side table of metrics and differing parameters."""
-    return [report(sm, s3, arn) for arn in arns]
+def compare(sm: Any, s3: Any, arns: list[str], *, prices: cost.PriceList | None = None) -> list[dict[str, Any]]:
+    """Reports of several executions, for a side-by-side table of metrics, differing parameters and
+    the estimated cost of each."""
+    prices = prices or cost.PriceList(None)
+    return [report(sm, s3, arn, prices=prices) for arn in arns]
+
+
+def _job_cost(step: Step, kind: str, job: dict[str, Any], prices: cost.PriceList, region: str) -> cost.JobCost:
+    if step.cache_source:
+        return cost.reused_job(step.name, kind, step.cache_source)
+    return cost.job_cost(step.name, kind, job, prices, region)
+
+
+def _region(sm: Any) -> str:
+    return str(getattr(getattr(sm, "meta", None), "region_name", "") or cost.LIST_PRICES_REGION)
 
 
 def _describe_job(sm: Any, kind: str, job_arn: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ Custom resource properties (CloudFormation sends every value as a string):
     Region (default: the function's)   CodePrefix (default code/)   EnvironmentName (a tag)
     KeepOnDelete ("true": keep the pipeline when the resource is deleted)
     UseSpotInstances (default "true")  ContainerImageAccountId (empty: the build's table for Region)
-    DefaultTrainingInstanceType, MinMap50_95, ModelPackageGroupName: the stack's defaults for those
+    DefaultTrainingInstanceType, MinMap50_95, MinImprovement, ModelPackageGroupName: the stack's defaults for those
     pipeline parameters. CodeVersion: the deploy function's published version; it changes with
     every build, so CloudFormation sends an Update whenever the definition or code changed.
     Any other property is ignored.
@@ -66,6 +66,7 @@ DEFINITIONS_PREFIX = "pipelines/"
 DEFAULT_PROPERTIES = {
     "DefaultTrainingInstanceType": "TrainingInstanceType",
     "MinMap50_95": "MinMap50_95",
+    "MinImprovement": "MinImprovement",
     "ModelPackageGroupName": "ModelPackageGroupName",
 }
 

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from notifier_config import NotifierConfig
 from notify import notify_status, webhook_url
 
+from yolopipe_shared.cost import PriceList, pricing_client
 from yolopipe_shared.idempotency import once
 
 #: Seconds kept after Slack for the idempotency record and the return.
@@ -30,6 +31,8 @@ sagemaker = boto3.client("sagemaker")
 s3 = boto3.client("s3")
 sns = boto3.client("sns")
 secrets = boto3.client("secretsmanager")
+# The Price List API (us-east-1); its answers are cached for this execution environment's lifetime.
+prices = PriceList(pricing_client(boto3.session.Session()))
 # Once per (execution, status): EventBridge may deliver an event twice.
 idempotency = once(table_name=CONFIG.idempotency_table, dynamodb=boto3.client("dynamodb"),
                    key_prefix="yolopipe-notifier", data_keyword_argument="detail",
@@ -42,7 +45,8 @@ persistence = idempotency.persistence
 def notify_once(detail: dict[str, Any], slack_deadline: float, done: dict[str, Any]) -> dict[str, Any]:
     """`done` receives the result as soon as the notice is out (before Powertools records it)."""
     done.update(notify_status(detail, sagemaker=sagemaker, s3=s3, sns=sns, config=CONFIG,
-                              webhook=lambda: webhook_url(CONFIG, secrets), slack_deadline=slack_deadline))
+                              webhook=lambda: webhook_url(CONFIG, secrets), slack_deadline=slack_deadline,
+                              prices=prices))
     return done
 
 

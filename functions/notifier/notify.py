@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from notifier_config import NotifierConfig
 
 from yolopipe_shared import evaluation
+from yolopipe_shared.cost import PriceList
 from yolopipe_shared.execution_report import (
     NOTIFY_STATUSES,
     TERMINAL_STATUSES,
@@ -73,6 +74,19 @@ def quota_advice(report: ExecutionReport) -> str:
             f"then run `yolopipe run --dataset {report.dataset or '<name>'}` again")
 
 
+#: The cost lines' title: an estimate of the SageMaker jobs only (README: "What a run cost").
+COST_TITLE = "Cost (estimate: SageMaker jobs only)"
+
+
+def cost_lines(report: ExecutionReport) -> list[str]:
+    """One line per job and the total (final statuses; [] when the cost could not be read)."""
+    return report.cost.lines() if report.cost is not None else []
+
+
+#: The champion/challenger line's title (a failed gate says it in the failure reason instead).
+VERDICT_TITLE = "Compared with the approved model"
+
+
 def metric_pairs(report: ExecutionReport) -> list[tuple[str, str]]:
     return [(evaluation.METRICS[name], f"{value:.3f}") for name, value in report.metrics.items()]
 
@@ -89,6 +103,8 @@ def slack_message(report: ExecutionReport) -> dict[str, Any]:
     if report.metrics:
         blocks.append(slack.section("*Evaluation*"))
         blocks += slack.fields(metric_pairs(report))
+    if report.verdict:
+        blocks.append(slack.section(f"*{VERDICT_TITLE}*\n{slack.escape(report.verdict)}"))
     if report.model_package_arn:
         blocks.append(slack.section(f"*Registered model package* (pending approval)\n"
                                     f"`{slack.escape(report.model_package_arn)}`"))
@@ -99,12 +115,19 @@ def slack_message(report: ExecutionReport) -> dict[str, Any]:
     advice = quota_advice(report)
     if advice:
         blocks.append(slack.section(slack.escape(advice)))
+    spent = cost_lines(report)
+    if spent:
+        blocks.append(slack.section(f"*{COST_TITLE}*\n" + slack.escape("\n".join(spent))))
     blocks.append(slack.button("Open in the SageMaker console", report.console_url))
     text = "; ".join([headline(report)] + [f"{k}: {v}" for k, v in facts(report)[1:] + metric_pairs(report)])
+    if report.verdict:
+        text += f"; {VERDICT_TITLE.lower()}: {report.verdict}"
     if report.status == "Failed" and (report.failed_step or report.failure_reason):
         text += f"; failed step {report.failed_step or '?'}: {report.failure_reason}"
     if advice:
         text += f"; {advice}"
+    if spent:
+        text += "; cost (estimate): " + ", ".join(spent)
     return slack.message(text, blocks)
 
 
@@ -115,6 +138,8 @@ def email(report: ExecutionReport) -> tuple[str, str]:
     lines += [f"{k + ':':<{width + 1}} {v}" for k, v in facts(report)]
     if report.metrics:
         lines += ["", "Evaluation:"] + [f"  {k + ':':<{width - 1}} {v}" for k, v in metric_pairs(report)]
+    if report.verdict:
+        lines += ["", f"{VERDICT_TITLE}: {report.verdict}"]
     if report.model_package_arn:
         lines += ["", f"Registered model package (pending approval): {report.model_package_arn}"]
     if report.status == "Failed":
@@ -123,6 +148,9 @@ def email(report: ExecutionReport) -> tuple[str, str]:
         advice = quota_advice(report)
         if advice:
             lines += ["", advice]
+    spent = cost_lines(report)
+    if spent:
+        lines += ["", f"{COST_TITLE}:"] + [f"  {line}" for line in spent]
     lines += ["", f"Console: {report.console_url}", f"Execution ARN: {report.execution_arn}"]
     return email_subject(f"yolopipe: {headline(report)}"), "\n".join(lines) + "\n"
 
@@ -143,7 +171,7 @@ def webhook_url(config: NotifierConfig, secrets: Any) -> str | None:
 
 def notify_status(detail: dict[str, Any], *, sagemaker: Any, s3: Any, sns: Any, config: NotifierConfig,
                   webhook: WebhookLookup, post: Callable[..., slack.Delivery] = slack.post,
-                  slack_deadline: float | None = None) -> dict[str, Any]:
+                  slack_deadline: float | None = None, prices: PriceList | None = None) -> dict[str, Any]:
     """Send one status change by email, then to Slack. Returns what was sent (JSON-able, for the dedupe record).
 
     The email goes first so nothing Slack does can delay or stop it; `slack_deadline` (seconds) bounds
@@ -157,7 +185,7 @@ def notify_status(detail: dict[str, Any], *, sagemaker: Any, s3: Any, sns: Any, 
     if status == "Executing" and described_status(sagemaker, arn) in TERMINAL_STATUSES:
         # A late "Executing" after the end: the terminal message says more and came first.
         return {"sent": False, "reason": "stale Executing event for a finished execution"}
-    report = gather_report(detail, sagemaker=sagemaker, s3=s3, region=config.region)
+    report = gather_report(detail, sagemaker=sagemaker, s3=s3, region=config.region, prices=prices)
     subject, body = email(report)
     publish(sns, config.notify_topic_arn, subject, body, f"pipeline-{status.lower()}", dataset=report.dataset)
     slack_result = send_to_slack(report, webhook=webhook, post=post, config=config, deadline=slack_deadline)

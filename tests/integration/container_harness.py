@@ -89,8 +89,12 @@ class Container:
     def run(self, command: Sequence[str], env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
         """Run `command` with this root bound over /opt and its /tmp folders (stdout and stderr together, also
         kept in `<root>/job.log`)."""
+        # Container paths under /tmp that the command names; not this machine's own (the checkout,
+        # .venv-toolkit and the job's root may lie under /tmp too).
+        ours = (REPO.resolve(), TOOLKIT_VENV.resolve(), self.root.resolve())
         for name in {m for part in command for m in _TMP_FOLDER.findall(str(part))}:
-            (self.root / "tmp" / name).mkdir(parents=True, exist_ok=True)
+            if not any(path.is_relative_to(Path("/tmp", name)) for path in ours):  # noqa: S108
+                (self.root / "tmp" / name).mkdir(parents=True, exist_ok=True)
         wrapped = ["unshare", "--map-root-user", "--mount", "sh", "-c", _ISOLATE, str(self.root), *command]
         process = subprocess.run(wrapped, env=dict(env), cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True, timeout=timeout, check=False)

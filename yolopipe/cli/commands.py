@@ -14,10 +14,12 @@ from .output import (
     EXIT_FAILED,
     EXIT_OK,
     StatusRenderer,
+    cost_table,
     err,
     fmt_metric,
     fmt_parameter,
     fmt_seconds,
+    fmt_usd,
     print_json,
     progress_bar,
     table,
@@ -280,6 +282,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if data["artifacts"]:
         print("\nartifacts")
         print(table(list(data["artifacts"].items()), ("WHAT", "URI")))
+    if data["cost"]["jobs"]:
+        print("\ncost (estimate: SageMaker jobs only)")
+        print(cost_table(data["cost"]))
     return EXIT_OK
 
 
@@ -296,6 +301,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     names = [name for name in parameters.BY_NAME if len({str(r["parameters"].get(name)) for r in reports}) > 1]
     rows += [[name, *[fmt_parameter(name, r["parameters"].get(name)) for r in reports]] for name in names]
     rows.append(["model package", *[(r["model_package"] or {}).get("approval_status", "-") for r in reports]])
+    rows.append(["est. cost", *[fmt_usd(r["cost"]) for r in reports]])
     print(table(rows, headers))
     if len(reports) > 1 and not names:
         print("(same parameters)")
@@ -312,6 +318,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"{arn} already ended: {status}")
     else:
         print(f"stopping {arn} ({status}); `yolopipe watch {arn.rsplit('/', 1)[-1]}` shows when it has stopped")
+    return EXIT_OK
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    result = _client(args).approve(args.ref, approved=not args.reject)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"model package {result['group']} v{result['version']}: {result['previous_status']} -> "
+              f"{result['approval_status']} ({result['model_package_arn']})")
     return EXIT_OK
 
 

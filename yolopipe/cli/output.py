@@ -58,6 +58,35 @@ def fmt_parameter(name: str, value: Any) -> str:
     return spec.to_string(value) if spec is not None else str(value)
 
 
+def fmt_usd(cost: dict[str, Any]) -> str:
+    """An execution's estimated total: `≈ $0.28`, `price unknown`, `-` when it ran no job."""
+    if not cost.get("jobs"):
+        return "-"
+    total = cost.get("total_usd")
+    if total is None:
+        return "price unknown"
+    return ("< $0.01" if 0 < total < 0.005 else f"≈ ${total:.2f}") + (" +?" if cost.get("unpriced") else "")
+
+
+def cost_table(cost: dict[str, Any]) -> str:
+    """One row per job (instance, times, spot saving, USD and where the price came from), then the total."""
+    rows = []
+    for job in cost["jobs"]:
+        saving = job["spot_saving"]
+        if job["reused_from"]:
+            rows.append((job["step"], "(step cache)", "", "", "", "$0.00",
+                         f"reused from {job['reused_from'].rsplit('/', 1)[-1]}"))
+            continue
+        usd = job["usd"]
+        rows.append((job["step"], f"{job['instance_type'] or '?'} × {job['instance_count'] or '?'}",
+                     fmt_seconds(job["seconds"]), fmt_seconds(job["billable_seconds"]),
+                     "" if saving is None else f"{saving:.0%}",
+                     "price unknown" if usd is None else ("< $0.01" if 0 < usd < 0.005 else f"${usd:.2f}"),
+                     f"${job['usd_per_hour']:g}/h, {job['price_source']}" if job["usd_per_hour"] else ""))
+    return (table(rows, ("STEP", "INSTANCE", "RUN", "BILLABLE", "SPOT SAVED", "USD", "PRICE"))
+            + f"\n{cost['total_line']}")
+
+
 def err(message: str) -> None:
     sys.stderr.write(f"yolopipe: {message}\n")
 

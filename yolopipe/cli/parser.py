@@ -171,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("stop", c.cmd_stop, "stop a running execution")
     sub.add_argument("execution", help=execution_help)
 
+    sub = command("approve", c.cmd_approve, "approve an execution's model package (the baseline the next ones must "
+                                            "beat), or reject it with --reject")
+    sub.add_argument("ref", metavar="EXECUTION|PACKAGE_ARN", help=f"{execution_help}, or a model package ARN")
+    sub.add_argument("--reject", action="store_true", help="set it Rejected instead of Approved")
+
     sub = command("render", c.cmd_render, "render the pipeline definition JSON (see `yolopipe render -- --help`)",
                   add_help=False)
     sub.add_argument("rest", nargs=argparse.REMAINDER)

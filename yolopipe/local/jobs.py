@@ -265,7 +265,11 @@ class ContainerJobs:
             description.update({f"{kind}Status": "Failed", "FailureReason": str(exc)[:1024]})
             raise
         finally:
-            description[f"{kind.removesuffix('Job')}EndTime"] = description["LastModifiedTime"] = now()
+            ended = description[f"{kind.removesuffix('Job')}EndTime"] = description["LastModifiedTime"] = now()
+            if kind == "TrainingJob":
+                # What SageMaker reports (the cost line reads them); no spot here, so all of it is billable.
+                seconds = max(1, round((ended - description["TrainingStartTime"]).total_seconds()))
+                description["TrainingTimeInSeconds"] = description["BillableTimeInSeconds"] = seconds
         description[f"{kind}Status"] = "Completed"
         if kind == "TrainingJob":
             description["SecondaryStatus"] = "Completed"

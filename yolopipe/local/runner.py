@@ -105,7 +105,9 @@ def run_local(
                                  slack_webhook_url=slack_webhook_url or (receiver.url if receiver else ""))
             executor = LocalExecutor(
                 emulator.client("s3"), emulator.client("sagemaker"), work / "jobs", region=emulator.region,
-                on_event=events.put, on_progress=lambda _e, text: log(text), extra_env=job_env(work),
+                on_event=events.put, on_progress=lambda _e, text: log(text),
+                # jobs reach the emulator as SageMaker's reach AWS (evaluate.py: the approved baseline)
+                extra_env={**job_env(work), **emulator.environment()},
             )
             emulator.attach(executor)
         log(f"AWS emulator on {emulator.endpoint_url}: bucket {stack.bucket}, topic, table, secret, "

@@ -35,3 +35,107 @@ def headline_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
     """The headline metrics of an evaluation.json document, in display order (missing ones skipped)."""
     metrics = evaluation.get("metrics") or {}
     return {name: float(metrics[name]) for name in METRICS if name in metrics}
+
+
+# --- champion / challenger: the candidate against the group's latest approved model -------------
+#
+# evaluation.json also carries (since MinImprovement; older documents have neither key):
+#   "baseline":   {"model_package_arn", "version", "metrics": {...}} or null (no approved model,
+#                 or it could not be read: then "comparison.baseline_error" says why)
+#   "comparison": {"improvement": candidate map50_95 - baseline map50_95 (NO_BASELINE_IMPROVEMENT
+#                  without a baseline, so that only the fixed gate decides),
+#                  "verdict": one line for people ("0.612 vs approved v3 0.587: +0.025, registered"),
+#                  "summary": the same in CreateModelPackage's metadata alphabet ("vs v3: +0.025")}
+
+BASELINE_KEY = "baseline"
+COMPARISON_KEY = "comparison"
+#: JSON paths the CheckQuality / Fail / Register steps read with JsonGet.
+IMPROVEMENT_JSON_PATH = f"{COMPARISON_KEY}.improvement"
+VERDICT_JSON_PATH = f"{COMPARISON_KEY}.verdict"
+SUMMARY_JSON_PATH = f"{COMPARISON_KEY}.summary"
+#: Every JSON path a pipeline step may read from evaluation.json (the rendered definition is checked
+#: against it): the headline metrics and the comparison.
+JSON_PATHS: frozenset[str] = frozenset(
+    {f"metrics.{name}" for name in METRICS} | {IMPROVEMENT_JSON_PATH, VERDICT_JSON_PATH, SUMMARY_JSON_PATH}
+)
+#: The improvement written when there is no baseline to beat: the largest possible mAP gain, so
+#: that `improvement >= MinImprovement` holds for every allowed MinImprovement (at most 1).
+NO_BASELINE_IMPROVEMENT = 1.0
+#: CustomerMetadataProperties values: `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`, at most 256 characters
+#: (botocore's model of CreateModelPackage).
+METADATA_VALUE_MAX = 256
+_METADATA_ALLOWED = set("_.:/=+-@")
+
+
+def metadata_safe(text: str) -> str:
+    """`text` in the metadata alphabet: letters, spaces, digits and `_.:/=+-@`; others become spaces."""
+    import unicodedata
+
+    def allowed(char: str) -> bool:
+        return char in _METADATA_ALLOWED or unicodedata.category(char)[0] in "LNZ"
+
+    cleaned = "".join(char if allowed(char) else " " for char in text)
+    return " ".join(cleaned.split())[:METADATA_VALUE_MAX]
+
+
+def _num(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def compare_with_baseline(
+    candidate: float,
+    baseline: dict[str, Any] | None,
+    *,
+    baseline_error: str | None = None,
+    min_map50_95: float | None = None,
+    min_improvement: float | None = None,
+) -> dict[str, Any]:
+    """The `comparison` of evaluation.json: the candidate's map50_95 against the baseline's.
+
+    `baseline` is the document's `baseline` (None: no approved model, or `baseline_error` says
+    why it could not be read). With the thresholds given, the verdict ends with what the
+    CheckQuality step will decide ("registered" / "not registered"); it compares the same rounded
+    numbers the step does.
+    """
+    candidate = round(float(candidate), 6)
+    gate_ok = min_map50_95 is None or candidate >= min_map50_95
+    fixed_gate = "" if gate_ok else f"{_num(candidate)} < MinMap50_95 {min_map50_95}"
+    if baseline is None:
+        improvement = NO_BASELINE_IMPROVEMENT
+        if baseline_error:
+            head, summary = f"approved baseline unreadable ({baseline_error}): fixed gate only", "baseline unreadable"
+        else:
+            head, summary = "first model: no approved baseline", "first model"
+        beats = True
+    else:
+        reference = round(float((baseline.get("metrics") or {}).get(QUALITY_METRIC, 0.0)), 6)
+        improvement = round(candidate - reference, 6)
+        version = baseline.get("version")
+        beats = min_improvement is None or improvement >= min_improvement
+        relation = "vs" if improvement >= 0 or beats else "<"
+        head = f"{_num(candidate)} {relation} approved v{version} {_num(reference)}: {improvement:+.3f}"
+        summary = f"vs v{version}: {improvement:+.3f}"
+        if not beats and min_improvement is not None and min_improvement > 0 and improvement >= 0:
+            head += f" < MinImprovement {min_improvement}"
+    if min_map50_95 is None and min_improvement is None:
+        verdict = head
+    elif not gate_ok:
+        verdict = f"{fixed_gate}: not registered" + ("" if baseline is None else f"; {head}")
+    else:
+        verdict = f"{head}, {'registered' if beats else 'not registered'}"
+    comparison: dict[str, Any] = {"improvement": improvement, "verdict": verdict, "summary": metadata_safe(summary)}
+    if baseline_error:
+        comparison["baseline_error"] = baseline_error
+    return comparison
+
+
+#: Longest verdict a reader shows (the document comes from a job: bound what a message carries).
+VERDICT_MAX = 300
+
+
+def verdict(evaluation: dict[str, Any]) -> str | None:
+    """The comparison's one-line verdict, or None for a document written before comparisons."""
+    comparison = evaluation.get(COMPARISON_KEY)
+    if isinstance(comparison, dict) and isinstance(comparison.get("verdict"), str):
+        return str(comparison["verdict"])[:VERDICT_MAX]
+    return None

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import evaluation, parameters
+from .cost import ExecutionCost, PriceList, execution_cost
 from .errors import ExecutionNotFound
 from .layout import NOTIFY_STATUSES, STEP_EVALUATE, TERMINAL_STATUSES, split_s3_uri
 
@@ -98,6 +99,8 @@ class Step:
     ended: datetime | None
     failure_reason: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: For a step served by SageMaker's step cache: the execution whose job it reused.
+    cache_source: str = ""
 
     @property
     def elapsed_s(self) -> float | None:
@@ -175,6 +178,7 @@ def list_steps(sm: Any, arn: str) -> list[Step]:
             # A Fail step's own message says why (`map50_95 0.41 < 0.50`); prefer it to the generic reason.
             failure_reason=reason((metadata.get("Fail") or {}).get("ErrorMessage") or item.get("FailureReason")),
             metadata=metadata,
+            cache_source=str((item.get("CacheHitResult") or {}).get("SourcePipelineExecutionArn") or ""),
         ))
     return steps
 
@@ -266,9 +270,13 @@ class ExecutionReport:
     ended: datetime | None = None
     parameters: dict[str, parameters.Value] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: evaluation.json's champion/challenger verdict ("0.612 vs approved v3 0.587: +0.025, registered").
+    verdict: str = ""
     model_package_arn: str = ""
     failed_step: str = ""
     failure_reason: str = ""
+    #: What the jobs cost (final statuses only; None when it could not be read).
+    cost: ExecutionCost | None = None
 
     @property
     def dataset(self) -> str:
@@ -301,8 +309,10 @@ def _best_effort(what: str, read: Callable[[], Any], default: Any) -> Any:
         return default
 
 
-def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: str) -> ExecutionReport:
-    """Everything worth saying about one status change (`detail` is the EventBridge event's detail)."""
+def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: str,
+                  prices: PriceList | None = None) -> ExecutionReport:
+    """Everything worth saying about one status change (`detail` is the EventBridge event's detail);
+    with `prices`, a final status also says what each job cost."""
     arn = str(detail["pipelineExecutionArn"])
     status = str(detail.get("currentPipelineExecutionStatus", ""))
     try:
@@ -315,12 +325,16 @@ def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: st
     execution = _status(arn, described, steps, status)  # the status this event announces
     failed_step, failure_reason = execution.failed_step()
     values = _best_effort("parameters", lambda: execution_parameters(sagemaker, arn), {})
-    metrics: dict[str, float] = {}
+    document: dict[str, Any] = {}
     if status == "Succeeded" and execution.evaluation_job_arn():
-        def read_metrics() -> dict[str, float]:
+        def read_document() -> dict[str, Any]:
             output = evaluation_output_uri(sagemaker, execution.evaluation_job_arn())
-            return finite_headline_metrics(read_evaluation(s3, output)) if output else {}
-        metrics = _best_effort(evaluation.EVALUATION_FILE, read_metrics, {})
+            return read_evaluation(s3, output) if output else {}
+        document = _best_effort(evaluation.EVALUATION_FILE, read_document, {})
+    metrics = finite_headline_metrics(document)
+    spent = None
+    if prices is not None and execution.done:
+        spent = _best_effort("cost", lambda: execution_cost(sagemaker, steps, prices, region), None)
     return ExecutionReport(
         status=status,
         pipeline_name=pipeline_name_from_arn(execution.pipeline_arn or str(detail.get("pipelineArn") or arn)),
@@ -332,9 +346,11 @@ def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: st
         ended=(parse_time(detail.get("executionEndTime")) or execution.ended) if execution.done else None,
         parameters=values,
         metrics=metrics,
+        verdict=evaluation.verdict(document) or "",
         model_package_arn=execution.model_package_arn(),
         failed_step=failed_step,
         failure_reason=failure_reason,
+        cost=spent,
     )
 
 

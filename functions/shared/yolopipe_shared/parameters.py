@@ -194,6 +194,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("MinMap50_95", "float", 0.5,
                   "quality gate: register the model only if mAP50-95 reaches this value",
                   minimum=0.0, maximum=1.0, overridable=False),
+    ParameterSpec("MinImprovement", "float", 0.0,
+                  "champion/challenger gate: register only if mAP50-95 beats the group's latest approved model "
+                  "by at least this much (negative: may be that much worse; no approved model: this gate passes)",
+                  minimum=-1.0, maximum=1.0, overridable=False),
     ParameterSpec(
         "ModelPackageGroupName", "string", "yolopipe-models",
         "model package group the approved candidates are registered in",

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .errors import DefinitionError
-from .evaluation import EVALUATION_PROPERTY_FILE, METRICS, metric_json_path
+from .evaluation import EVALUATION_PROPERTY_FILE, JSON_PATHS
 
 #: Every deploy-time placeholder, with what it stands for. Nothing else may appear as `${...}`.
 PLACEHOLDERS: dict[str, str] = {
@@ -114,7 +114,7 @@ def check_definition(definition: Mapping[str, Any]) -> list[str]:
     property_files = {
         step["Name"]: {item.get("PropertyFileName") for item in step.get("PropertyFiles", [])} for step in steps
     }
-    allowed_paths = {metric_json_path(metric) for metric in METRICS}
+    allowed_paths = set(JSON_PATHS)
     for index, step in enumerate(steps):
         earlier = set(names[:index])
         where = f"step {step.get('Name')}"

@@ -14,7 +14,7 @@ def test_every_parameter_the_architecture_names_is_defined_once() -> None:
     expected = [
         "DatasetS3Uri", "ModelVariant", "Epochs", "BatchSize", "ImageSize", "LearningRate",
         "TrainingInstanceType", "TrainingInstanceCount", "MaxRuntimeSeconds",
-        "DatasetVersion", "DatasetName", "MinMap50_95", "ModelPackageGroupName",
+        "DatasetVersion", "DatasetName", "MinMap50_95", "MinImprovement", "ModelPackageGroupName",
     ]
     # THEN the specs hold exactly those, each once, in that order
     assert [spec.name for spec in p.PARAMETERS] == expected
