@@ -352,6 +352,7 @@ def report(sm: Any, s3: Any, arn: str, *, prices: cost.PriceList | None = None) 
         "metrics": read.finite_headline_metrics(evaluation_doc),
         "per_class": list(evaluation_doc.get("per_class") or []),
         "evaluation_split": evaluation_doc.get("split"),
+        "verdict": evaluation.verdict(evaluation_doc) if evaluation_doc else None,
         "model_package": model_package,
         "artifacts": artifacts,
         "cost": cost.ExecutionCost(jobs).to_dict(),

@@ -76,6 +76,7 @@ def test_a_model_is_registered_only_if_it_beats_the_approved_one(
     doc = _evaluation(yp, report)
     assert doc["baseline"] is None
     assert doc["comparison"]["verdict"] == "first model: no approved baseline, registered"
+    assert report["verdict"] == doc["comparison"]["verdict"]  # what `yolopipe report` prints as "gate:"
     assert report["model_package"]["version"] == 1
     assert report["model_package"]["approval_status"] == "PendingManualApproval"
 

@@ -269,6 +269,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         from yolopipe_shared.evaluation import METRICS
 
         print(f"\nmetrics ({data['evaluation_split'] or 'evaluation'} split)")
+        if data.get("verdict"):
+            print(f"  gate: {data['verdict']}")
         print(table([(METRICS.get(k, k), fmt_metric(v)) for k, v in data["metrics"].items()], ("METRIC", "VALUE")))
     if data["per_class"]:
         print("\nper class")
