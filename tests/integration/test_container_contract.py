@@ -165,7 +165,13 @@ def test_evaluation_job_runs_its_entrypoint_verbatim_and_writes_the_report(evalu
     assert report.is_file(), process.stdout[-3000:]
     assert json.loads(report.read_text())["split"] == "val"
 
-    [gate] = execution["steps"]["CheckQuality"]["Arguments"]["Conditions"]
+    # AND both of CheckQuality's JsonGet paths resolve to numbers the gate compares: the candidate's
+    # mAP50-95 with MinMap50_95, and its improvement over the approved model with MinImprovement
+    gate, improvement_gate = execution["steps"]["CheckQuality"]["Arguments"]["Conditions"]
     metric = evaluate(gate["LeftValue"], execution["scope"])
     assert isinstance(metric, float) and 0.0 <= metric <= 1.0
     assert condition(gate, execution["scope"]) is (metric >= execution["scope"].parameters["MinMap50_95"])
+    improvement = evaluate(improvement_gate["LeftValue"], execution["scope"])
+    assert isinstance(improvement, float) and -1.0 <= improvement <= 1.0
+    assert condition(improvement_gate, execution["scope"]) is (
+        improvement >= execution["scope"].parameters["MinImprovement"])

@@ -9,6 +9,8 @@ marks every execution Succeeded at once) or lacks (steps, stop), from the local 
   StopPipelineExecution, ListPipelineExecutions, ListPipelineParametersForExecution,
   DescribePipelineDefinitionForExecution
 
+and the Price List's GetProducts, which moto lacks (an empty list: the cost lines use their table).
+
 Everything else goes to moto unchanged. Clients reach it through `AWS_ENDPOINT_URL`, so the
 functions and the CLI run their normal code against it.
 """
@@ -77,6 +79,10 @@ class PipelinesMiddleware:
             refused = self._strict_refusal(environ, action)
             if refused is not None:
                 return refused(start_response)
+        if service == "AWSPriceListService" and action == "GetProducts":
+            # moto has no Price List: answer as a region without SageMaker prices does (an empty
+            # list), so the cost lines fall back to their dated table.
+            return self._json(start_response, "200 OK", {"FormatVersion": "aws_v1", "PriceList": []})
         if service != "SageMaker" or action not in self.handlers:
             return self.app(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -95,13 +101,17 @@ class PipelinesMiddleware:
             text = json.dumps({"__type": exc.code, "message": exc.message})
         except ValueError as exc:
             status, text = "400 Bad Request", json.dumps({"__type": "ValidationException", "message": str(exc)})
-        data = text.encode()
+        return self._json(start_response, status, text)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _json(start_response: Callable[..., Any], status: str, payload: str | dict[str, Any]) -> list[bytes]:
+        data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
         start_response(status, [("Content-Type", "application/x-amz-json-1.1"),
                                 ("Content-Length", str(len(data))),
                                 ("x-amzn-RequestId", "local")])
         return [data]
-
-    # --- helpers ---------------------------------------------------------------------------
 
     @staticmethod
     def _strict_refusal(environ: dict[str, Any], action: str) -> Callable[[Callable[..., Any]], list[bytes]] | None:
