@@ -11,9 +11,6 @@ MinImprovement 0 it is registered as v2 with the comparison in its metadata.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,28 +20,6 @@ from yolopipe_shared.evaluation import EVALUATION_FILE
 pytestmark = pytest.mark.integration
 
 TRAINING = {"epochs": 2, "image_size": 64, "batch_size": 8}
-
-
-@pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[str]]]:
-    from yolopipe.local.serve import LocalServer
-
-    lines: list[str] = []
-    server = LocalServer(port=0, stack_name="yolopipe", output_dir=tmp_path / "runs", min_map50_95=0.0,
-                         echo=lines.append, poll_s=0.2)
-    thread = threading.Thread(target=server.serve_forever, name="local-serve", daemon=True)
-    thread.start()
-    assert server.ready.wait(120), "\n".join(lines)
-    monkeypatch.setenv("YOLOPIPE_LOCAL_ENDPOINT", server.endpoint_url)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    try:
-        yield server, lines
-    finally:
-        server.stop()
-        thread.join(30)
 
 
 def _evaluation(yp: Any, report: dict[str, Any]) -> dict[str, Any]:

@@ -7,35 +7,11 @@ it is marked `integration`; it takes about a minute on 2 cores.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from yolopipe.local.serve import LocalServer
-
-    server = LocalServer(port=0, stack_name="yolopipe", output_dir=tmp_path / "runs", min_map50_95=0.0,
-                         echo=None, poll_s=0.2)
-    thread = threading.Thread(target=server.serve_forever, name="local-serve", daemon=True)
-    thread.start()
-    assert server.ready.wait(120), "local serve did not come up"
-    monkeypatch.setenv("YOLOPIPE_LOCAL_ENDPOINT", server.endpoint_url)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    try:
-        yield server
-    finally:
-        server.stop()
-        thread.join(30)
 
 
 def test_upload_triggers_then_watch_and_report_on_the_local_stack(

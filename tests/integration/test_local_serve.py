@@ -16,21 +16,6 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def served(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from yolopipe.local.serve import LocalServer
-
-    lines: list[str] = []
-    server = LocalServer(port=0, min_map50_95=0.0, output_dir=tmp_path / "runs", echo=lines.append, poll_s=0.3)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    assert server.ready.wait(120), "\n".join(lines)
-    monkeypatch.setenv("YOLOPIPE_LOCAL_ENDPOINT", server.endpoint_url)
-    yield server, lines
-    server.stop()
-    thread.join(30)
-
-
 def test_upload_with_the_cli_trains_and_watch_follows_it(served: Any, sample_dataset: Any,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     from yolopipe.cli import main as yolopipe
