@@ -70,6 +70,10 @@ PYTHON_VERSION = "py312"
 #: image_uri_config (a few opt-in regions use another account).
 DLC_ACCOUNT = "763104351884"
 
+#: The PyTorch training toolkit's switch for its torchrun launcher (sagemaker-pytorch-training's
+#: LAUNCH_TORCH_DISTRIBUTED_ENV_NAME; JSON-decoded, so "true" is True).
+TORCH_DISTRIBUTED_SWITCH = "sagemaker_torch_distributed_enabled"
+
 #: Key prefixes in the stack's bucket (the SageMaker execution role may write only under these).
 ARTIFACTS_PREFIX = "artifacts/"
 CHECKPOINTS_PREFIX = "checkpoints/"
@@ -306,6 +310,10 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
         hyperparameters={
             "sagemaker_program": "train.py",
             "sagemaker_submit_directory": config.code_s3_uri,
+            # What the SDK's distribution={"torch_distributed": {"enabled": True}} sets: the toolkit runs
+            # torchrun on every instance (--nnodes TrainingInstanceCount, a process per GPU, 1 on CPU).
+            # Always on: TrainingInstanceCount is a parameter, and one process in all is today's run.
+            TORCH_DISTRIBUTED_SWITCH: "true",
             # Each parameter under its training name (ParameterSpec.hyperparameter); integers and
             # floats as text, as CreateTrainingJob's string-only HyperParameters require.
             **{spec.hyperparameter: params[spec.name] if spec.kind == "string" else params[spec.name].to_string()

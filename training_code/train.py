@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, and
 
 import contextlib
 
+import distributed  # noqa: E402
 import yaml  # noqa: E402
 from dataset_yaml import count_images, read_data_yaml, write_clean_data_yaml  # noqa: E402
 from fast_defaults import (  # noqa: E402
@@ -267,15 +268,18 @@ def resolve_config(
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
     machine = machine or detect_machine()
+    world = distributed.detect(environ)
     imgsz = train_args.get("imgsz") or 640
     imgsz = max(imgsz) if isinstance(imgsz, list) else int(imgsz)
     train_images = count_images(dataset_dir, data.splits.get("train", []))
     chosen: dict[str, Any] = {}
     batch = train_args.get("batch")
-    if batch is None or batch == -1 or (machine.gpu_count > 1 and isinstance(batch, float) and batch < 1):
-        chosen["batch"] = fast_batch(machine, variant, imgsz, train_images)
-    elif isinstance(batch, int) and batch >= 1 and fit_batch_to_gpus(batch, machine.gpu_count) != batch:
-        chosen["batch"] = fit_batch_to_gpus(batch, machine.gpu_count)
+    ranks = world.size if world.distributed else machine.gpu_count  # processes the global batch is split over
+    if batch is None or batch == -1 or (ranks > 1 and isinstance(batch, float) and batch < 1):
+        chosen["batch"] = distributed.global_batch(fast_batch(machine, variant, imgsz, train_images),
+                                                   machine.gpu_count, world)
+    elif isinstance(batch, int) and batch >= 1 and fit_batch_to_gpus(batch, ranks) != batch:
+        chosen["batch"] = fit_batch_to_gpus(batch, ranks)
     if train_args.get("workers") is None:
         chosen["workers"] = fast_workers(machine)
     if "cache" not in train_args:
@@ -427,21 +431,35 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train (or resume), then write the model dir and the plots. Returns metrics.json's content."""
     seed_everything(int(config.train_args.get("seed") or 0))
     configure_settings(config.integrations)
+    import ultralytics
     from ultralytics import YOLO
 
+    world = distributed.detect(os.environ)
+    if world.distributed:
+        distributed.check_ultralytics(ultralytics.__version__)
+        distributed.start(world)
+        print(f"yolopipe: rank {world.rank} of {world.describe()} processes; rank 0 writes the model "
+              "and the checkpoints", flush=True)
     for key, value in config.machine_defaults.items():
         print(f"yolopipe: {key}={value} (fast default for this machine)", flush=True)
     config.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     run_dir = (config.checkpoint_dir / RUN_NAME).resolve()
     fingerprint = run_fingerprint(config)
-    last, why = find_resumable(config.checkpoint_dir, fingerprint)
-    if last is None and run_dir.exists():
+    # Rank 0 decides from its checkpoint dir; every instance has its own copy of it (SageMaker syncs each).
+    last, why = find_resumable(config.checkpoint_dir, fingerprint) if world.is_main else (None, "")
+    if world.is_main and last is None and run_dir.exists():
         print(f"yolopipe: starting a new run ({why}); clearing {run_dir}", flush=True)
         shutil.rmtree(run_dir)
     elif last is not None:
         print(f"yolopipe: {why}", flush=True)
-    (config.checkpoint_dir / RUN_MARKER).write_text(json.dumps({"fingerprint": fingerprint, "config": config.as_dict()},
-                                                               default=str, indent=1))
+    processes = distributed.processes(world, config.train_args.get("device"))
+    resumed_batch = _resume_batch(config.checkpoint_dir, processes) if last is not None else None
+    if world.is_main:
+        (config.checkpoint_dir / RUN_MARKER).write_text(json.dumps(
+            {"fingerprint": fingerprint, "processes": processes, "config": config.as_dict()}, default=str, indent=1))
+    # One consistent checkpoint: every rank resumes from rank 0's bytes, whatever its own copy holds.
+    last = distributed.share_file(world, last, Path(tempfile.gettempdir()) / f"yolopipe-resume-{os.getpid()}")
+    resumed_batch = distributed.broadcast(world, resumed_batch)
     resumed_from = None
     if last is not None:
         resumed_from = _completed_epochs(run_dir)
@@ -458,6 +476,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 "save_dir": str(run_dir),
                 **{k: v for k, v in config.train_args.items() if k in RESUME_MAY_CHANGE},
             }
+            if resumed_batch is not None:
+                run_args["batch"] = resumed_batch
         else:
             model = YOLO(str(config.weights) if config.weights else f"yolo11{config.variant}.yaml")
             run_args = {
@@ -469,10 +489,33 @@ def train(config: TrainConfig) -> dict[str, Any]:
             }
         for event in ("on_train_epoch_start", "on_train_epoch_end", "on_fit_epoch_end"):
             model.add_callback(event, getattr(reporter, event))
-        model.train(trainer=offline_trainer_class(), **run_args)
+        model.train(trainer=distributed.distributed_trainer(offline_trainer_class(), world), **run_args)
         final = _final_metrics(model.metrics)
 
-    return _write_outputs(config, run_dir, final, resumed_from)
+    if not world.is_main:
+        distributed.stop(world)
+        print(f"done rank {world.rank}: rank 0 writes the model dir", flush=True)
+        return {}
+    metrics = _write_outputs(config, run_dir, final, resumed_from)
+    distributed.stop(world)
+    return metrics
+
+
+def _resume_batch(checkpoint_dir: Path, processes: int) -> int | None:
+    """The batch to resume with when the checkpoint was trained by another number of processes (said in
+    the log: the global batch stays, re-split), else None (the run's own batch)."""
+    try:
+        recorded = json.loads((checkpoint_dir / RUN_MARKER).read_text())
+        recorded_batch = int(recorded["config"]["train_args"]["batch"])
+        recorded_processes = int(recorded.get("processes") or distributed.processes(
+            distributed.World(), recorded["config"]["train_args"].get("device")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    batch, change = distributed.resume_batch(recorded_processes, recorded_batch, processes)
+    if change is None:
+        return None
+    print(f"yolopipe: {change}", flush=True)
+    return batch
 
 
 def _completed_epochs(run_dir: Path) -> int:

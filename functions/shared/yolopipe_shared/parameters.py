@@ -171,10 +171,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec(
         "TrainingInstanceCount", "integer", 1,
-        "number of training instances (1: use a multi-GPU instance type for more GPUs)",
-        minimum=1, maximum=1,
-        note_over_maximum="multi-node training is not supported yet: pick a multi-GPU instance type "
-                          "such as ml.g5.12xlarge instead",
+        "number of training instances; more than 1 trains on all of them at once (torchrun, one process per GPU)",
+        minimum=1, maximum=8,
+        note_over_maximum="YOLO training gains little past 8 instances: pick a larger multi-GPU instance type "
+                          "such as ml.p4d.24xlarge instead",
     ),
     ParameterSpec("MaxRuntimeSeconds", "integer", 86400,
                   "training time limit in seconds, waiting for spot capacity included",

@@ -254,3 +254,11 @@ def test_check_catches_broken_references(definition):
     assert "Parameters.ModelVarient is not a declared parameter" in problems
     assert "'Evaluate', which is not an earlier step" in problems
     assert "JsonGet path 'metrics.map'" in problems
+
+
+def test_training_job_runs_torchrun_on_every_instance(steps):
+    """GIVEN a Train step WHEN SageMaker starts it on TrainingInstanceCount instances THEN the PyTorch
+    toolkit's torch_distributed switch is on (as the SDK's distribution={"torch_distributed": ...} sets
+    it), so every instance runs train.py under torchrun; one instance is one process, as before."""
+    hps = steps["Train"]["Arguments"]["HyperParameters"]
+    assert hps["sagemaker_torch_distributed_enabled"] == "true"

@@ -60,7 +60,7 @@ def test_unknown_name_suggests_the_close_match() -> None:
         ({"DatasetVersion": "v 1"}, "DatasetVersion 'v 1' is not valid"),
         ({"LearningRate": "fast"}, "LearningRate must be a number"),
         ({"TrainingInstanceType": "g4dn.xlarge"}, "TrainingInstanceType 'g4dn.xlarge' is not valid"),
-        ({"TrainingInstanceCount": 2}, "multi-node training is not supported yet"),
+        ({"TrainingInstanceCount": 9}, "TrainingInstanceCount must be at most 8, got 9; YOLO training gains little"),
         ({"MinMap50_95": 1.5}, "MinMap50_95 must be at most 1"),
     ],
 )
