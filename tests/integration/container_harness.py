@@ -9,6 +9,12 @@ Train:    the rendered step's arguments, resolved for one execution, become the 
 Evaluate: the step's ProcessingInputs are copied from S3 to their LocalPaths (S3Prefix, as the
           service does), then ContainerEntrypoint + ContainerArguments run verbatim.
 
+Several instances (TrainingInstanceCount > 1): one container per host, run together
+(`run_together`), each with its own /opt; resourceconfig.json names the hosts by loopback addresses
+(127.0.0.1, 127.0.0.2, ...), which resolve without DNS, so the toolkit's torchrun rendezvous at the
+first host reaches the others over this machine's loopback. `torchrun` is on the image's PATH; here a
+shim in each container's bin/ runs torch's launcher with the toolkit's interpreter.
+
 Each job gets a root folder that a private mount namespace (`unshare`) binds over /opt, and over
 each /tmp/<folder> its command names (not all of /tmp: the checkout and .venv-toolkit may lie
 there), so every container path in the definition (/opt/ml/..., CheckpointConfig's LocalPath, the
@@ -24,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -78,6 +85,10 @@ class Container:
     def __post_init__(self) -> None:
         for name in _MOUNTED:
             (self.root / name).mkdir(parents=True, exist_ok=True)
+        torchrun = self.root / "bin" / "torchrun"
+        torchrun.parent.mkdir(exist_ok=True)
+        torchrun.write_text(f'#!/bin/sh\nexec "{TOOLKIT_VENV / "bin" / "python"}" -m torch.distributed.run "$@"\n')
+        torchrun.chmod(0o755)
 
     def host(self, container_path: str) -> Path:
         """`/opt/ml/model` -> `<root>/opt/ml/model`: where a container path lies on this machine."""
@@ -89,6 +100,11 @@ class Container:
     def run(self, command: Sequence[str], env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
         """Run `command` with this root bound over /opt and its /tmp folders (stdout and stderr together, also
         kept in `<root>/job.log`)."""
+        [process] = run_together([(self, command, env)], timeout)
+        return process
+
+    def start(self, command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+        """Start `command` in this container (see `run`), its output to `<root>/job.log`."""
         # Container paths under /tmp that the command names; not this machine's own (the checkout,
         # .venv-toolkit and the job's root may lie under /tmp too).
         ours = (REPO.resolve(), TOOLKIT_VENV.resolve(), self.root.resolve())
@@ -96,32 +112,60 @@ class Container:
             if not any(path.is_relative_to(Path("/tmp", name)) for path in ours):  # noqa: S108
                 (self.root / "tmp" / name).mkdir(parents=True, exist_ok=True)
         wrapped = ["unshare", "--map-root-user", "--mount", "sh", "-c", _ISOLATE, str(self.root), *command]
-        process = subprocess.run(wrapped, env=dict(env), cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True, timeout=timeout, check=False)
-        (self.root / "job.log").write_text(process.stdout)
-        return process
+        env = {**env, "PATH": f"{self.root / 'bin'}:{env.get('PATH', '')}"}
+        with (self.root / "job.log").open("w") as log:
+            return subprocess.Popen(wrapped, env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def run_together(jobs: Sequence[tuple[Container, Sequence[str], Mapping[str, str]]],
+                 timeout: float) -> list[subprocess.CompletedProcess[str]]:
+    """Run each (container, command, env) at once, as the instances of one job start; wait for all."""
+    started = [(container, command, container.start(command, env)) for container, command, env in jobs]
+    done = []
+    try:
+        for container, command, process in started:
+            code = process.wait(timeout=timeout)
+            done.append(subprocess.CompletedProcess(list(command), code, (container.root / "job.log").read_text()))
+    finally:
+        for _, _, process in started:
+            if process.poll() is None:
+                process.kill()
+    return done
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def training_hosts(count: int) -> list[str]:
+    """Host names for `count` instances that resolve here without DNS: 127.0.0.1, 127.0.0.2, ..."""
+    return ["localhost"] if count == 1 else [f"127.0.0.{index + 1}" for index in range(count)]
 
 
 def job_environment(aws: Mapping[str, str], step_environment: Mapping[str, Any], **extra: str) -> dict[str, str]:
     """A container's environment: the image's basics, the step's Environment, AWS (the emulator).
 
     PIP_NO_INDEX makes any pip install that would need a download fail instead of downloading.
+    PET_MASTER_PORT: torchrun's port for one instance (default 29500), free here, where jobs share a network.
     """
     return {
         "PATH": f"{TOOLKIT_VENV / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": "/opt/ml/.home",  # the job's own (a SageMaker container's is /root)
         "LANG": "C.UTF-8",
         "PIP_NO_INDEX": "1",
+        "PET_MASTER_PORT": str(free_port()),
         **aws,
         **{key: str(value) for key, value in step_environment.items()},
         **extra,
     }
 
 
-def write_training_config(container: Container, arguments: Mapping[str, Any]) -> None:
-    """The files SageMaker writes under /opt/ml/input/config for CreateTrainingJob `arguments`.
-
-    One host, named `localhost`: the PyTorch toolkit waits until every host resolves.
+def write_training_config(container: Container, arguments: Mapping[str, Any], hosts: Sequence[str] = ("localhost",),
+                          current_host: str = "localhost") -> None:
+    """The files SageMaker writes under /opt/ml/input/config for CreateTrainingJob `arguments`, on the
+    instance `current_host` of `hosts` (`training_hosts`: the PyTorch toolkit waits until every host resolves).
     """
     config = container.host("/opt/ml/input/config")
     config.mkdir(parents=True, exist_ok=True)
@@ -139,12 +183,12 @@ def write_training_config(container: Container, arguments: Mapping[str, Any]) ->
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
     instance_type = str(arguments["ResourceConfig"]["InstanceType"])
     (config / "resourceconfig.json").write_text(json.dumps({
-        "current_host": "localhost",
-        "hosts": ["localhost"],
+        "current_host": current_host,
+        "hosts": list(hosts),
         "current_instance_type": instance_type,
         "current_group_name": "homogeneousCluster",
         "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type,
-                             "hosts": ["localhost"]}],
+                             "hosts": list(hosts)}],
         "network_interface_name": "lo",
     }))
     for folder in ("/opt/ml/model", "/opt/ml/output/data"):
