@@ -32,7 +32,9 @@ for e in range(1, a.epochs + 1):
     print(f"epoch {e}/{a.epochs} images/s=1.0", flush=True)
 with open(os.path.join(os.environ["SM_MODEL_DIR"], "best.pt"), "w") as f:
     f.write(open(os.path.join(data, "data.yaml")).read())
-json.dump({"hps": json.loads(os.environ["SM_HPS"]), "gpus": os.environ["SM_NUM_GPUS"]},
+world = {"world": [os.environ["RANK"], os.environ["WORLD_SIZE"], os.environ["SM_CURRENT_HOST"]]
+         } if "WORLD_SIZE" in os.environ else {}
+json.dump({"hps": json.loads(os.environ["SM_HPS"]), "gpus": os.environ["SM_NUM_GPUS"], **world},
           open(os.path.join(os.environ["SM_MODEL_DIR"], "env.json"), "w"))
 """
 

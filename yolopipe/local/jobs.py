@@ -33,6 +33,7 @@ from yolopipe_shared.layout import split_s3_uri
 
 from .events import now
 from .expressions import ExpressionError
+from .instances import OtherInstances, torchrun_environment
 
 if TYPE_CHECKING:
     from .scheduler import Execution, StepRecord
@@ -173,9 +174,25 @@ class ContainerJobs:
             command += ["--checkpoint-dir", str(checkpoints)]
         description = self._job(job, "TrainingJob", arn, arguments)
         limit = float((arguments.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or 0) or None
-        self._run_job(description, "TrainingJob", execution, step_name, command, cwd=code, env=env,
-                      limit=limit, failure_file=ml / "output" / "failure",
-                      kind="AlgorithmError: ExecuteUserScriptError:")
+        # Several instances: one process each with torchrun's environment, as the PyTorch toolkit starts them.
+        others = OtherInstances(folder, int(resource.get("InstanceCount") or 1))
+        if others.count > 1:
+            channel_uris = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+                            for c in arguments.get("InputDataConfig") or []}
+            others.prepare(ml, self._download_prefix, channel_uris, checkpoint.get("S3Uri"))
+            env.update(torchrun_environment(0, others.count, others.port))
+            self._progress(execution, f"step {step_name}: {others.count} instances, one training process each")
+            others.start(command, {**os.environ, **self.extra_env, **env, "PYTHONUNBUFFERED": "1"}, folder, code)
+        try:
+            self._run_job(description, "TrainingJob", execution, step_name, command, cwd=code, env=env,
+                          limit=limit, failure_file=ml / "output" / "failure",
+                          kind="AlgorithmError: ExecuteUserScriptError:")
+            failure = others.wait(timeout=120)
+        finally:
+            others.stop()
+        if failure:
+            description.update({"TrainingJobStatus": "Failed", "FailureReason": f"AlgorithmError: {failure}"[:1024]})
+            raise StepFailed(f"AlgorithmError: {failure}")
         if checkpoint.get("S3Uri"):
             self._upload_folder(checkpoints, checkpoint["S3Uri"])
         output_path = (arguments.get("OutputDataConfig") or {}).get("S3OutputPath", "")

@@ -195,3 +195,26 @@ def test_hyperparameters_become_arguments_as_the_toolkit_builds_them() -> None:
     # WHEN turned into the script's arguments
     # THEN they are sorted `--name value` pairs, JSON-decoded, without the sagemaker_ keys
     assert toolkit_args(hps) == ["--cache", "True", "--epochs", "5", "--lr0", "0.01", "--variant", "n"]
+
+
+def test_several_instances_train_as_torchrun_processes_and_rank_0s_model_ships(local_aws: dict[str, Any]) -> None:
+    # GIVEN a pipeline whose Train step runs on TrainingInstanceCount instances
+    definition = _definition()
+    definition["Steps"][0]["Arguments"]["ResourceConfig"]["InstanceCount"] = {
+        "Get": "Parameters.TrainingInstanceCount"}
+    _deploy(local_aws["sagemaker"], definition)
+    # WHEN an execution runs with TrainingInstanceCount=2
+    described = _run(local_aws, [{"Name": "TrainingInstanceCount", "Value": "2"}])
+    # THEN it succeeds; two training processes ran, each with torchrun's environment and its own copy of
+    # the dataset, and the model SageMaker ships is the first instance's (rank 0's)
+    assert described["PipelineExecutionStatus"] == "Succeeded"
+    job = _steps(local_aws, described["PipelineExecutionArn"])["Train"]["Metadata"]["TrainingJob"]["Arn"]
+    training = local_aws["sagemaker"].describe_training_job(TrainingJobName=job.rsplit("/", 1)[-1])
+    assert training["ResourceConfig"]["InstanceCount"] == 2
+    artifact = training["ModelArtifacts"]["S3ModelArtifacts"]
+    body = local_aws["s3"].get_object(Bucket=BUCKET, Key=artifact.split("/", 3)[3])["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        env = json.load(tar.extractfile("env.json"))  # type: ignore[arg-type]
+    assert env["world"] == ["0", "2", "algo-1"]
+    [second] = list(local_aws["executor"].work_dir.rglob("algo-2/opt/ml/model/env.json"))
+    assert json.loads(second.read_text())["world"] == ["1", "2", "algo-2"]
