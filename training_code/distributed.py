@@ -249,14 +249,13 @@ def _ddp_on_cpu(trainer_module: types.ModuleType) -> Iterator[None]:
         def __init__(self, module: Any, device_ids: Any = None, **kwargs: Any) -> None:
             super().__init__(module, device_ids=None, **kwargs)
 
-    class NnWithCpuDdp(types.ModuleType):
-        parallel = types.SimpleNamespace(DistributedDataParallel=CpuDistributedDataParallel)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(torch.nn, name)
-
+    # A copy of torch.nn, not a proxy: the optimizer groups its parameters by scanning `nn.__dict__`.
+    nn_with_cpu_ddp = types.ModuleType("torch.nn")
+    nn_with_cpu_ddp.__dict__.update(torch.nn.__dict__)
+    nn_with_cpu_ddp.parallel = types.SimpleNamespace(  # type: ignore[attr-defined]
+        **{**vars(torch.nn.parallel), "DistributedDataParallel": CpuDistributedDataParallel})
     original = trainer_module.nn  # type: ignore[attr-defined]
-    trainer_module.nn = NnWithCpuDdp("torch.nn")  # type: ignore[attr-defined]
+    trainer_module.nn = nn_with_cpu_ddp  # type: ignore[attr-defined]
     try:
         yield
     finally:
