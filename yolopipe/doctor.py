@@ -316,7 +316,7 @@ def _training_check(aws: Aws, needs: JobNeeds, quotas: dict[str, Quota]) -> Chec
                      "is it a SageMaker training instance type in this region?")
     text = ", ".join(f"{kinds[name]} {quotas[name].value:g}" for name in kinds if name in quotas)
     flag = parameters.BY_NAME["TrainingInstanceType"].flag
-    alternative = (f"or train on a type you have quota for (`yolopipe run {flag} ...`, "
+    alternative = (f"or train on a type you have quota for (`yolopipe run --dataset NAME {flag} TYPE`, "
                    "or the stack's DefaultTrainingInstanceType)")
     return _verdict("training quota", f"{where}: {text}", quotas[needed_name], needs.training_instance_count,
                     aws.region, alternative)

@@ -28,7 +28,7 @@ from yolopipe_shared.errors import ExecutionNotFound, ParameterError, YolopipeEr
 from yolopipe_shared.execution_report import ExecutionStatus, Step, iso, parse_time, pipeline_name_from_arn, reason
 from yolopipe_shared.parameters import Value
 
-from .aws import aws_errors
+from .aws import NotFound, aws_errors
 
 __all__ = ["ExecutionStatus", "Step"]
 
@@ -170,8 +170,8 @@ def check_dataset(s3: Any, uri: str) -> str:
     return layout.dataset_version(head.get("VersionId"), head.get("ETag"))
 
 
-class DatasetMissing(YolopipeError):
-    """The dataset a run names is not (completely) in S3."""
+class DatasetMissing(NotFound):
+    """The dataset a run names is not (completely) in S3: "not found", exit 3 like a missing execution."""
 
 
 def start_run(sm: Any, request: RunRequest) -> str:
@@ -215,7 +215,8 @@ def find_execution(sm: Any, pipeline: str, ref: str) -> str:
     elif ref == "latest":
         rows = list_executions(sm, pipeline, limit=1)
         if not rows:
-            raise ExecutionNotFound(f"pipeline {pipeline!r} has no executions yet: start one with `yolopipe run`")
+            raise ExecutionNotFound(
+                f"pipeline {pipeline!r} has no executions yet: start one with `yolopipe run --dataset NAME`")
         return str(rows[0]["arn"])
     elif re.fullmatch(r"[a-z0-9]{1,64}", ref):
         arn = f"{pipeline_arn(sm, pipeline)}/execution/{ref}"

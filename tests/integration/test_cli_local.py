@@ -23,7 +23,7 @@ def test_upload_triggers_then_watch_and_report_on_the_local_stack(
     # WHEN the user uploads it without the marker, nothing starts, and a run on it is refused
     assert cli("upload", dataset.root, "--name", "shapes", "--no-trigger", "--local").code == 0
     refused = cli("run", "--local", "--dataset", "shapes", "--epochs", "1")
-    assert refused.code == 1 and "no data.yaml" in refused.err
+    assert refused.code == 3 and "no data.yaml" in refused.err
     assert cli("executions", "list", "--local", "--json").json() == []
     # WHEN the upload is re-run with --watch: only the marker is sent, the trigger starts the
     # pipeline, and the upload follows that execution to its end

@@ -28,3 +28,12 @@ def test_every_make_target_the_readme_names_exists() -> None:
     targets = set(re.findall(r"^([a-zA-Z][\w-]*):", makefile, re.M))
     named = set(re.findall(r"\bmake ([a-z][\w-]*)", README))
     assert named and named <= targets, named - targets
+
+
+def test_the_exit_code_table_is_the_one_the_cli_prints() -> None:
+    from yolopipe.cli.output import EXIT_MEANINGS
+
+    # GIVEN the README's exit-code table
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", README, re.M)
+    # THEN it is the table `yolopipe --help` prints, code for code, word for word
+    assert [(int(code), meaning) for code, meaning in rows] == list(EXIT_MEANINGS)

@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err(str(error))
         return EXIT_INTERRUPTED if isinstance(error.__cause__, KeyboardInterrupt) else EXIT_FAILED
     except KeyboardInterrupt:
-        err("interrupted (an execution already started keeps running: `yolopipe stop` stops it)")
+        err("interrupted (an execution already started keeps running: `yolopipe stop latest` stops it)")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `yolopipe executions list | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

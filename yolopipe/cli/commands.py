@@ -94,7 +94,7 @@ def cmd_dataset_convert(args: argparse.Namespace) -> int:
         print(f"wrote {result.root} ({counts} images; classes: {', '.join(result.names)})")
         for what, n in result.skipped.items():
             print(f"skipped {n}: {what}")
-        print(f"next: yolopipe dataset validate {result.root} && yolopipe upload {result.root} --name NAME")
+        print(f"next: `yolopipe dataset validate {result.root}`, then `yolopipe upload {result.root} --name NAME`")
     return EXIT_OK
 
 
@@ -145,13 +145,14 @@ def cmd_upload(args: argparse.Namespace) -> int:
               f"{client.aws.pipeline_name()}.")
         if args.watch:
             return _watch_triggered(args, client, result)
-        print("next: yolopipe watch latest    (or: yolopipe executions list; upload --watch waits for it)")
+        print("next: `yolopipe watch latest` (or `yolopipe executions list`; `upload --watch` waits for it)")
     elif args.no_trigger:
-        print(f"data.yaml not uploaded (--no-trigger): nothing starts. Later: `yolopipe upload {args.path} "
-              f"--name {args.name}` (sends only data.yaml) or `yolopipe run --dataset {result.s3_uri}`")
+        # Not `yolopipe run` here: without data.yaml in S3 it refuses the dataset.
+        print(f"data.yaml not uploaded (--no-trigger): nothing starts. To train later: `yolopipe upload {args.path} "
+              f"--name {args.name}` (sends only data.yaml, which starts training)")
     else:
         print(f"nothing changed since the last upload, so nothing was triggered; to train again: "
-              f"yolopipe run --dataset {result.s3_uri}")
+              f"`yolopipe run --dataset {result.s3_uri}`")
     return EXIT_OK
 
 
@@ -210,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"started {arn}")
     if args.watch:
         return _watch(args, client, arn)
-    print(f"next: yolopipe watch {arn.rsplit('/', 1)[-1]}")
+    print(f"next: `yolopipe watch {arn.rsplit('/', 1)[-1]}`")
     return EXIT_OK
 
 
@@ -220,7 +221,8 @@ def cmd_executions_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     elif not rows:
-        print(f"pipeline {client.aws.pipeline_name()} has no executions yet: `yolopipe upload` or `yolopipe run`")
+        print(f"pipeline {client.aws.pipeline_name()} has no executions yet: `yolopipe upload PATH --name NAME` "
+              "or `yolopipe run --dataset NAME`")
     else:
         print(table([(r["id"], r["status"], r["started"], r["display_name"], r["failure_reason"][:60])
                       for r in rows], ("EXECUTION", "STATUS", "STARTED", "DISPLAY NAME", "REASON")))
@@ -244,7 +246,7 @@ def _watch(args: argparse.Namespace, client: Yolopipe, arn: str) -> int:
         print(f"{final.status} after {fmt_seconds(final.elapsed_s)}"
               + (f": {final.failure_reason}" if final.failure_reason else ""))
         if final.status == "Succeeded":
-            print(f"next: yolopipe report {arn.rsplit('/', 1)[-1]}")
+            print(f"next: `yolopipe report {arn.rsplit('/', 1)[-1]}`")
     return EXIT_OK if final.status == "Succeeded" else EXIT_FAILED
 
 

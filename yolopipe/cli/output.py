@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -16,15 +17,22 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1  # dataset problems, execution Failed/Stopped, a doctor check failed
 EXIT_USAGE = 2  # bad arguments or parameter values
-EXIT_AWS = 3  # no credentials/region, AWS unreachable or denied, pipeline/execution/bucket not found
+EXIT_AWS = 3  # no credentials/region, AWS unreachable or denied, pipeline/execution/bucket/dataset not found
 EXIT_INTERRUPTED = 130
 
-EXIT_CODES = f"""exit codes:
-  {EXIT_OK}    success (watch/run --watch: the execution Succeeded)
-  {EXIT_FAILED}    failed: dataset problems, execution Failed or Stopped, a doctor check failed
-  {EXIT_USAGE}    bad usage or parameter value (nothing was called)
-  {EXIT_AWS}    AWS: no credentials/region, unreachable, access denied, or pipeline/execution/bucket not found
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)"""
+#: The one table of exit codes: `--help` prints it, the README shows it (tests/unit/test_readme.py).
+EXIT_MEANINGS = (
+    (EXIT_OK, "success (watch/run --watch: the execution Succeeded)"),
+    (EXIT_FAILED, "failed: dataset problems, execution Failed or Stopped, a doctor check failed, "
+                  "a `local run` that did not succeed"),
+    (EXIT_USAGE, "bad usage or parameter value (nothing was called)"),
+    (EXIT_AWS, "AWS: no credentials/region, unreachable, access denied, or the pipeline, execution, bucket or "
+               "dataset (its data.yaml in S3) not found"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+)
+EXIT_CODES = "exit codes:\n" + "\n".join(
+    textwrap.fill(meaning, 100, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7)
+    for code, meaning in EXIT_MEANINGS)
 
 
 def print_json(data: Any, out: TextIO | None = None) -> None:
@@ -32,12 +40,24 @@ def print_json(data: Any, out: TextIO | None = None) -> None:
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if v is None else " ".join(str(v).split()) for v in row]
-                                           for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    """A plain-text table drawn by rich: a header, a rule, one line per row (cells on one line, no
+    markup, no colour), so it reads the same in a terminal, a pipe or a CI log. `--json` bypasses it."""
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style=None)
+    for header in headers:
+        grid.add_column(str(header), no_wrap=True)
+    for row in rows:
+        grid.add_row(*[Text("" if v is None else " ".join(str(v).split())) for v in row])
+    buffer = io.StringIO()
+    Console(file=buffer, width=100_000, color_system=None, force_terminal=False, markup=False, emoji=False,
+            highlight=False).print(grid)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").split("\n"))
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -130,19 +150,27 @@ class StatusRenderer:
 
 
 def progress_bar(total: int, *, enabled: bool) -> Any:
+    """The upload's progress on stderr (files, MB, rate, ETA) when it is a terminal; None otherwise."""
     if not enabled or total <= 0 or not sys.stderr.isatty():
         return None
-    from tqdm import tqdm
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     class _Bar:
         def __init__(self) -> None:
-            self.bar = tqdm(total=total, unit="file", desc="upload", file=sys.stderr, dynamic_ncols=True)
+            self.bytes = 0
+            self.bar = Progress(TextColumn("upload"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[mb]:.1f} MB"), TimeRemainingColumn(),
+                                console=Console(file=sys.stderr), transient=False)
+            self.task = self.bar.add_task("upload", total=total, mb=0.0)
+            self.bar.start()
 
         def update(self, files: int, size: int) -> None:
-            self.bar.update(files)
+            self.bytes += size
+            self.bar.update(self.task, advance=files, mb=self.bytes / 1e6)
 
         def close(self) -> None:
-            self.bar.close()
+            self.bar.stop()
 
     return _Bar()
 

@@ -81,12 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global(parser, suppress=False)
     common = _Parser(add_help=False)
     _add_global(common, suppress=True)
+    # Commands that never call AWS (dataset validate/convert, local, render) show no AWS flags.
+    offline = _Parser(add_help=False)
+    offline.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print data as JSON")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help: str,
-                where: Any = commands, **kwargs: Any) -> argparse.ArgumentParser:
+                where: Any = commands, flags: str = "aws", **kwargs: Any) -> argparse.ArgumentParser:
+        shared = {"aws": [common], "json": [offline], "none": []}[flags]
         sub: argparse.ArgumentParser = where.add_parser(
-            name, help=help, description=help, parents=[common], epilog=EXIT_CODES,
+            name, help=help, description=help, parents=shared, epilog=EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
         sub.set_defaults(handler=handler)
         return sub
@@ -97,17 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
                                              "pipeline's, else "
                                              f"{parameters.BY_NAME['TrainingInstanceType'].default})")
 
-    dataset = commands.add_parser("dataset", help="validate or convert a local dataset", parents=[common])
+    dataset = commands.add_parser("dataset", help="validate or convert a local dataset")
     dataset_commands = dataset.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", parser_class=_Parser,
                                               required=True)
     sub = command("validate", c.cmd_dataset_validate, "check a local YOLO dataset with the trigger's rules",
-                  where=dataset_commands)
+                  where=dataset_commands, flags="json")
     sub.add_argument("path", help="folder with data.yaml at its root")
     sub.add_argument("--sample", type=int, default=None, metavar="N",
                      help="check a seeded sample of N label files, as the trigger does (default: every one)")
     sub.add_argument("--limit", type=int, default=50, help="problems to print (default 50)")
     sub = command("convert", c.cmd_dataset_convert, "convert COCO, Pascal VOC or ImageFolder to a YOLO dataset",
-                  where=dataset_commands)
+                  where=dataset_commands, flags="json")
     sub.add_argument("--from", dest="format", required=True, choices=("coco", "voc", "imagefolder"),
                      help="source format")
     sub.add_argument("src", help="source dataset (COCO JSON or its folder, VOC folder, ImageFolder root)")
@@ -176,11 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("ref", metavar="EXECUTION|PACKAGE_ARN", help=f"{execution_help}, or a model package ARN")
     sub.add_argument("--reject", action="store_true", help="set it Rejected instead of Approved")
 
-    sub = command("render", c.cmd_render, "render the pipeline definition JSON (see `yolopipe render -- --help`)",
-                  add_help=False)
+    sub = command("render", c.cmd_render, "render the pipeline definition JSON (see `yolopipe render --help`)",
+                  flags="none", add_help=False)
     sub.add_argument("rest", nargs=argparse.REMAINDER)
     sub = command("local", c.cmd_local, "no AWS account: `local run [PATH]` runs it all once, `local serve` keeps "
-                                      "the local stack up for --local")
+                                      "the local stack up for --local", flags="none")
     sub.add_argument("local_command", metavar="SUBCOMMAND", help="run or serve (see `yolopipe local run --help`)")
     sub.add_argument("rest", nargs=argparse.REMAINDER, help="its arguments")
     return parser

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from yolopipe_shared import parameters
-from yolopipe_shared.errors import YolopipeError
+from yolopipe_shared.errors import ParameterError, YolopipeError
 
 from .runner import run_local
 
@@ -37,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         result = run_local(args.dataset, name=args.name, epochs=args.epochs, imgsz=args.imgsz,
                            model_variant=args.model_variant, min_map50_95=args.min_map50_95,
                            output_dir=args.output, timeout_s=args.timeout)
-    except YolopipeError as exc:
+    except ParameterError as exc:  # a bad --epochs / --imgsz value: usage, as everywhere in the CLI
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except YolopipeError as exc:  # the run itself failed (dataset refused, timeout...): the README's exit 1
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0 if result.ok else 1
 
 

@@ -2,8 +2,8 @@
 
 The emulator listens on 127.0.0.1:5000 (YOLOPIPE_LOCAL_ENDPOINT), the stack is created and the
 pipeline deployed as in `local run`, and a CloudFormation stack named like the real one carries
-the same outputs, so `yolopipe upload ./data --local`, `yolopipe watch --local`, `yolopipe
-executions --local`... find the bucket and the pipeline as they would on AWS. S3 event delivery
+the same outputs, so `yolopipe upload ./data --name data --local`, `yolopipe watch latest --local`,
+`yolopipe executions list --local`... find the bucket and the pipeline as they would on AWS. S3 event delivery
 is emulated the way S3 does it for the template's filter: every new version of a
 `datasets/<name>/data.yaml` goes to functions/trigger; every status change of an execution goes
 to functions/notifier; the Slack messages and emails are printed; finished executions are
@@ -117,8 +117,8 @@ class LocalServer:
             log(f"local stack '{self.stack_name}' ready on {self.endpoint_url}: bucket {stack.bucket}, "
                 f"pipeline {stack.pipeline_name}")
             self.say(f"  export YOLOPIPE_LOCAL_ENDPOINT={self.endpoint_url}")
-            self.say("  yolopipe upload ./my-dataset --local     # data.yaml last: training starts")
-            self.say("  yolopipe executions --local              # then watch, report, stop...")
+            self.say("  `yolopipe upload ./my-dataset --name my-dataset --local`  data.yaml last: training starts")
+            self.say("  `yolopipe executions list --local`  then watch, report, stop... with --local")
             self.ready.set()
             seen: set[tuple[str, str]] = set()
             while not self.stopped.is_set():
@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="yolopipe local serve",
-                                     description="Keep the local stack running for `yolopipe ... --local`.")
+                                     description="Keep the local stack running for the CLI's --local.")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--stack", default="yolopipe", help="stack name the CLI looks up (default: yolopipe)")
     parser.add_argument("--min-map50-95", type=float, help="the stack's quality gate (default 0.5)")
@@ -206,5 +206,5 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"error: cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); pick another with --port N "
               f"and export YOLOPIPE_LOCAL_ENDPOINT=http://127.0.0.1:N")
-        return 2
+        return 1
     return 0

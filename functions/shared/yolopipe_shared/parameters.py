@@ -181,13 +181,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   minimum=600, maximum=28 * 86400),
     ParameterSpec(
         "DatasetVersion", "string", "",
-        "version of the dataset's data.yaml (S3 versionId or ETag), set by the trigger and `yolopipe run`: "
+        "version of the dataset's data.yaml (S3 versionId or ETag), set by the trigger and by `run`: "
         "it keys the training cache and checkpoints, so a new upload retrains and a retry does not",
         pattern=r"[A-Za-z0-9._+/=\-]{0,1024}", overridable=False,
     ),
     ParameterSpec(
         "DatasetName", "string", "dataset",
-        "the dataset's name as a label (`dataset_label`), set by the trigger and `yolopipe run`: it names the "
+        "the dataset's name as a label (`dataset_label`), set by the trigger and by `run`: it names the "
         "checkpoints and the registered model's metadata, where S3 URIs and most punctuation are refused",
         pattern=r"[\w.\-]{1,64}", overridable=False,
     ),

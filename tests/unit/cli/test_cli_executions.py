@@ -181,7 +181,7 @@ def test_run_on_a_dataset_without_data_yaml_is_refused(cli: Any, aws: dict[str, 
     # WHEN the user starts a run on it
     result = cli("run", "--dataset", "half")
     # THEN nothing starts, and one line says to upload the dataset first
-    assert result.code == 1
+    assert result.code == 3  # the README's "not found"
     assert result.err.count("\n") == 1 and "no data.yaml" in result.err and "yolopipe upload" in result.err
     assert aws["sagemaker"].list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"] == []
 
