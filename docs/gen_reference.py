@@ -47,7 +47,10 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> str:
 
 
 def _code(text: object) -> str:
-    return f"`{text}`" if str(text) != "" else "(empty)"
+    """Inline code; a text holding backticks gets a double-backtick span."""
+    if str(text) == "":
+        return "(empty)"
+    return f"`` {text} ``" if "`" in str(text) else f"`{text}`"
 
 
 # --- pipeline parameters ---------------------------------------------------------------------------
@@ -152,8 +155,46 @@ def _option_rows(parser: argparse.ArgumentParser, skip: set[str]) -> list[tuple[
         choices = f" (one of {', '.join(map(str, action.choices))})" if action.choices and action.option_strings \
             else ""
         help_text = (action.help or "").replace("%%", "%") % {"default": action.default} if action.help else ""
-        rows.append((_code(name.strip()), "yes" if action.required else "", help_text + choices))
+        required = action.required and action.nargs not in (argparse.REMAINDER, "?", "*")
+        rows.append((_code(name.strip()), "yes" if required else "", help_text + choices))
     return rows
+
+
+class _Parsed(Exception):
+    """Carries the parser a pass-through command builds inside its own main()."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        super().__init__(parser.prog)
+        self.parser = parser
+
+
+def _inner_parser(main: Callable[[list[str]], object], argv: list[str]) -> argparse.ArgumentParser | None:
+    """The parser `main(argv)` builds, caught at its parse_args call (nothing runs)."""
+    original = argparse.ArgumentParser.parse_args
+
+    def capture(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
+        raise _Parsed(self)
+
+    argparse.ArgumentParser.parse_args = capture  # type: ignore[assignment,method-assign]
+    try:
+        main(argv)
+    except _Parsed as parsed:
+        return parsed.parser
+    finally:
+        argparse.ArgumentParser.parse_args = original  # type: ignore[method-assign]
+    return None
+
+
+def _pass_through_commands() -> dict[str, argparse.ArgumentParser]:
+    """Commands that parse their own arguments (`yolopipe local run|serve`)."""
+    from yolopipe.local import command
+
+    found = {}
+    for name in ("run", "serve"):
+        parser = _inner_parser(command.main, [name])
+        if parser is not None:
+            found[f"yolopipe local {name}"] = parser
+    return found
 
 
 def cli_reference() -> str:
@@ -179,6 +220,9 @@ def cli_reference() -> str:
             walk(command, sub)
 
     walk("yolopipe", parser)
+    for command, sub in _pass_through_commands().items():
+        out.append(f"\n## `{command}`\n\n{sub.description or ''}\n\n")
+        out.append(_table(("argument", "required", "what it does"), _option_rows(sub, set())))
     return "".join(out)
 
 
@@ -351,7 +395,20 @@ def prices_reference() -> str:
 
 # --- troubleshooting -------------------------------------------------------------------------------
 
-SOURCE_LABELS = {"trigger": "trigger (refusal email)", "cli": "CLI / Python API", "train.py": "training job"}
+#: Who prints a message, by where it is raised (first match).
+PRINTED_BY = (
+    ("functions/trigger/", "trigger (refusal email)"),
+    ("functions/shared/yolopipe_shared/pipeline_template.py", "deploy (CloudFormation event)"),
+    ("functions/shared/", "trigger (refusal email), `yolopipe dataset validate`, `upload`, `run`"),
+    ("yolopipe/local/", "local mode"),
+    ("yolopipe/", "CLI / Python API"),
+    ("training_code/evaluate.py", "evaluation job (step failure reason)"),
+    ("training_code/", "training job (step failure reason)"),
+)
+
+
+def printed_by(path: str) -> str:
+    return next(label for prefix, label in PRINTED_BY if path.startswith(prefix))
 
 
 def troubleshooting_entries() -> list[dict[str, Any]]:
@@ -377,8 +434,8 @@ def troubleshooting_reference() -> str:
         out.append(f"**Cause.** {entry['cause'].strip()}\n\n**Fix.** {entry['fix'].strip()}\n\n")
         rows = []
         for template in messages:
-            where = sorted({f"{SOURCE_LABELS[m.source]}: `{m.path}`" for m in found[template]})
-            rows.append((f"`{template}`", "<br>".join(where)))
+            where = sorted({f"{printed_by(m.path)}: `{m.path}`" for m in found[template]})
+            rows.append((_code(template), "<br>".join(where)))
         if rows:
             out.append(_table(("message", "printed by"), rows))
     return "".join(out)
