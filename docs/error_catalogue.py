@@ -11,6 +11,7 @@ tests/unit/docs/test_troubleshooting.py fails when a message has none (or an exp
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +107,10 @@ def _message_argument(call: ast.Call, index: int, keyword: str) -> ast.expr | No
     return call.args[index] if len(call.args) > index else None
 
 
-def scan() -> list[Message]:
-    """Every message template in the sources, in file order (duplicates kept, one per place)."""
+@functools.cache
+def scan() -> tuple[Message, ...]:
+    """Every message template in the sources, in file order (duplicates kept, one per place); read once
+    per process."""
     files = [(source, path, ast.parse(path.read_text(), filename=str(path))) for source, path in _python_files()]
     returned = {id(node.value.elts[1]) for _, _, tree in files for function in ast.walk(tree)
                 if isinstance(function, ast.FunctionDef) and function.name in PROBLEM_RETURNS
@@ -136,7 +139,7 @@ def scan() -> list[Message]:
             if text is None or not text.strip("{} "):
                 continue  # a message passed through (str(exc)), found where it was made
             found.append(Message(normalise(text), kind, source, relative, getattr(node, "lineno", 0)))
-    return found
+    return tuple(found)
 
 
 def templates() -> dict[str, list[Message]]:

@@ -62,9 +62,11 @@ def test_an_undescribed_evaluation_field_stops_the_generator(monkeypatch: pytest
         gen_reference.evaluation_reference()
 
 
-def test_check_mode_reports_a_stale_page(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_check_mode_reports_a_stale_page(pages: dict[str, str], tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys) -> None:
     # GIVEN a reference folder where one page was edited by hand
-    for name, text in gen_reference.render_all().items():
+    monkeypatch.setattr(gen_reference, "render_all", lambda: pages)
+    for name, text in pages.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "cli.md").write_text("edited by hand\n")
     monkeypatch.setattr(gen_reference, "REFERENCE", tmp_path)
