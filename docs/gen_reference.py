@@ -55,9 +55,24 @@ def _code(text: object) -> str:
 
 # --- pipeline parameters ---------------------------------------------------------------------------
 
+def _run_flags() -> dict[str, list[str]]:
+    """{parameter name: the `yolopipe run` options that set it}, read from the CLI's parser."""
+    from yolopipe.cli.parser import build_parser
+    from yolopipe_shared import parameters
+
+    run = dict((name, sub) for name, _, sub in _subcommands(build_parser()))["run"]
+    flags: dict[str, list[str]] = {}
+    for action in run._actions:
+        for spec in parameters.PARAMETERS:
+            if action.dest == f"param_{spec.snake}" or spec.flag in action.option_strings:
+                flags[spec.name] = list(action.option_strings)
+    return flags
+
+
 def pipeline_parameters() -> str:
     from yolopipe_shared import parameters
 
+    flags = _run_flags()
     rows = []
     for spec in parameters.PARAMETERS:
         bounds = []
@@ -74,7 +89,8 @@ def pipeline_parameters() -> str:
         if spec.pattern:
             bounds.append(f"matches `{spec.pattern}`")
         rows.append((f"**{spec.name}**", spec.kind, _code(spec.to_string(spec.default)), "; ".join(bounds) or "",
-                     _code(spec.snake) if spec.overridable else "no", _code(spec.flag),
+                     _code(spec.snake) if spec.overridable else "no",
+                     ", ".join(_code(f) for f in flags.get(spec.name, [])) or "(from `--dataset`)",
                      _code(spec.hyperparameter) if spec.hyperparameter else "", spec.help))
     return (HEADER + "# Pipeline parameters\n\n"
             "Every parameter of the SageMaker pipeline, from the one registry "
