@@ -356,10 +356,54 @@ def example_report(event_file: Path) -> Any:
                            parameters=values, **facts)
 
 
+class _Topic:
+    """Keeps what a function publishes to the SNS topic (the request, as the email subscriber gets it)."""
+
+    def __init__(self) -> None:
+        self.published: list[dict[str, Any]] = []
+
+    def publish(self, **request: Any) -> dict[str, str]:
+        self.published.append(request)
+        return {"MessageId": "example"}
+
+
+#: A data.yaml with typical mistakes: the trigger's own validation finds the problems it lists.
+BROKEN_DATA_YAML = "path: /data/shapes\ntrain: images/train\nval: images/val\nnames: [square, disc, square]\n" \
+                   "download: https://example.com/shapes.zip\n"
+
+
+def trigger_notifications() -> list[tuple[str, str, dict[str, Any]]]:
+    """(title, event file, published request) for a refused dataset and a misplaced data.yaml, made by the
+    trigger's own functions from events/s3_marker_put.json."""
+    import copy
+
+    import s3_events
+    import start_training
+
+    from yolopipe_shared.data_yaml import parse_data_yaml
+
+    event = json.loads((ROOT / "events" / "s3_marker_put.json").read_text())
+    topic_arn = "arn:aws:sns:us-east-1:123456789012:yolopipe-dev-notifications"
+    sns = _Topic()
+    _, marker = next(s3_events.markers_from_event(event))
+    parsed, problems = parse_data_yaml(BROKEN_DATA_YAML)
+    problems = problems + (parsed.warnings if parsed is not None else [])
+    start_training.publish_refusal(sns, topic_arn, marker, problems)
+    misplaced = copy.deepcopy(event)
+    obj = misplaced["Records"][0]["s3"]["object"]
+    obj["key"] = obj["key"].replace("data.yaml", "v2/data.yaml")
+    _, wrong = next(s3_events.markers_from_event(misplaced))
+    start_training.publish_misplaced_marker(sns, topic_arn, wrong, "datasets/")
+    return [("A dataset refused by the trigger", "events/s3_marker_put.json with a broken data.yaml",
+             sns.published[0]),
+            ("A data.yaml in the wrong place", "events/s3_marker_put.json, key one folder deeper", sns.published[1])]
+
+
 def notifications_reference() -> str:
-    notifier = ROOT / "functions" / "notifier"
-    if str(notifier) not in sys.path:
-        sys.path.insert(0, str(notifier))
+    for function in ("notifier", "trigger"):
+        folder = ROOT / "functions" / function
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     import notify
 
     from yolopipe.local.sinks import render
@@ -383,6 +427,14 @@ def notifications_reference() -> str:
         out.append("```text\n" + render(message) + "\n```\n\n")
         out.append(f"Preview text: `{_cell(message['text'])}`\n\n")
         out.append(f"Email, subject **{subject}**:\n\n```text\n{body.rstrip()}\n```\n")
+    out.append("\n## Emails from the trigger\n\nThe trigger writes to the same topic when it starts nothing, by "
+               "its own `publish_refusal` and `publish_misplaced_marker`; each message carries an `event` attribute "
+               "(`dataset-refused`, `marker-ignored`) that subscribers can filter on. The problems below are what "
+               "the trigger's validation finds in this data.yaml:\n\n```yaml\n" + BROKEN_DATA_YAML + "```\n")
+    for title, source, request in trigger_notifications():
+        event = request["MessageAttributes"]["event"]["StringValue"]
+        out.append(f"\n### {title} (`{event}`, from {source})\n\nSubject **{request['Subject']}**:\n\n"
+                   f"```text\n{request['Message'].rstrip()}\n```\n")
     return "".join(out)
 
 

@@ -54,6 +54,10 @@ def test_notifications_are_rendered_by_the_notifier_for_each_status_event(pages:
         assert icon in page
     assert "Subject **yolopipe: Training failed: shapes**" in page.replace("subject **", "Subject **")
     assert "quality gate: 0.412 < MinMap50_95 0.5: not registered" in page
+    # AND the trigger's own refusal and misplaced-marker emails are there, with the problems it found
+    assert "Subject **yolopipe: dataset shapes refused**" in page
+    assert "data.yaml:5: `download` is not allowed" in page
+    assert "(`marker-ignored`," in page
 
 
 def test_an_undescribed_evaluation_field_stops_the_generator(monkeypatch: pytest.MonkeyPatch) -> None:
