@@ -17,7 +17,7 @@ PY313_DIR := $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.13.*/bin 2>/dev
 export PATH := $(if $(PY313_DIR),$(PY313_DIR):,)$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo deploy test unit training integration lint cfn-lint sam-validate sam-build security render clean
+.PHONY: help install demo deploy test unit training integration lint cfn-lint sam-validate sam-build security render clean docs docs-reference
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,7 +58,7 @@ deploy: $(VENV)/.installed $(SAM_VENV)/.installed  ## sam build && sam deploy --
 	$(SAM) build
 	$(SAM) deploy --guided
 
-test: install lint security unit training integration sam-validate sam-build  ## everything CI runs
+test: install lint security unit training integration docs sam-validate sam-build  ## everything CI runs
 
 lint: $(VENV)/.installed cfn-lint  ## ruff, mypy and cfn-lint
 	$(VENV)/bin/ruff check .
@@ -92,6 +92,14 @@ security: $(CHECKOV_VENV)/.installed $(SAM_VENV)/.installed  ## checkov's CloudF
 
 sam-build: $(SAM_VENV)/.installed $(VENV)/.installed
 	$(SAM) build
+
+# The site: hand-written pages in docs/ plus docs/reference/, generated from the code (a unit test
+# fails when a generated page is stale). --strict turns every broken link or missing page into an error.
+docs: $(VENV)/.installed  ## build the documentation site into build/site (mkdocs build --strict)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+docs-reference: $(VENV)/.installed  ## regenerate docs/reference/*.md from the code (after changing parameters, CLI, errors...)
+	$(PY) docs/gen_reference.py
 
 clean:
 	rm -rf .aws-sam build dist runs .pytest_cache .mypy_cache .ruff_cache
