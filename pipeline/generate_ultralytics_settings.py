@@ -29,8 +29,9 @@ def build() -> dict[str, Any]:
     from ultralytics.utils import DEFAULT_CFG_PATH
 
     defaults = yaml.safe_load(Path(DEFAULT_CFG_PATH).read_text())
-    kinds: tuple[tuple[str, Any], ...] = (("fraction", ucfg.CFG_FRACTION_KEYS), ("float", ucfg.CFG_FLOAT_KEYS), ("int", ucfg.CFG_INT_KEYS),
-             ("bool", ucfg.CFG_BOOL_KEYS), ("str", getattr(ucfg, "CFG_STR_KEYS", frozenset())))
+    kinds: tuple[tuple[str, Any], ...] = (
+        ("fraction", ucfg.CFG_FRACTION_KEYS), ("float", ucfg.CFG_FLOAT_KEYS), ("int", ucfg.CFG_INT_KEYS),
+        ("bool", ucfg.CFG_BOOL_KEYS), ("str", getattr(ucfg, "CFG_STR_KEYS", frozenset())))
     minimum = dict(getattr(ucfg, "CFG_INT_MIN", {}))
     settings: dict[str, Any] = {}
     for key in sorted(defaults):

@@ -315,6 +315,27 @@ def resolve(
     return resolved
 
 
+def gate_warning(run_gate: object, stack_gate: object) -> str:
+    """`quality gate lowered to 0.3 for this run (the stack's MinMap50_95 is 0.5)`, or "" when it was not."""
+    try:
+        run, stack = float(str(run_gate)), float(str(stack_gate))
+    except ValueError:
+        return ""
+    if run >= stack:
+        return ""
+    return f"quality gate lowered to {_num(run)} for this run (the stack's MinMap50_95 is {_num(stack)})"
+
+
+def check_gate(values: Mapping[str, Value], stack_gate: object, *, lower_gate: bool) -> str:
+    """Refuse a MinMap50_95 below the stack's gate unless `lower_gate`; return the warning to show."""
+    warning = gate_warning(values.get("MinMap50_95", stack_gate), stack_gate)
+    if warning and not lower_gate:
+        raise ParameterError(f"MinMap50_95 {values['MinMap50_95']} is below this stack's quality gate "
+                             f"{_num(float(str(stack_gate)))}; pass --lower-gate (lower_gate=True) to lower it "
+                             "for this run")
+    return warning
+
+
 def _known(key: str) -> bool:
     return key in _ALIASES or key.lower() in _ALIASES
 
