@@ -109,6 +109,7 @@ def check_setting(key: str, raw: object) -> Any:
     if kind in ("float", "fraction"):
         if key == "fraction" and isinstance(value, list | tuple):
             return list(value)
+        # Stricter than Ultralytics on one point: true/false (YAML's yes/on too) is not a number here.
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ParameterError(f"{key} must be a number, got {value!r}")
         if kind == "fraction" and key != "fraction" and not 0.0 <= value <= 1.0:
@@ -125,7 +126,9 @@ def check_setting(key: str, raw: object) -> Any:
             raise ParameterError(f"{key} must be true or false, got {value!r}")
         return value
     if kind == "str":
-        return str(value)
+        if not isinstance(value, str):
+            raise ParameterError(f"{key} must be text, got {value!r}")
+        return value
     return list(value) if isinstance(value, tuple) else value
 
 
