@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import BUCKET, PIPELINE
 
 
@@ -75,3 +77,17 @@ def test_report_flags_a_run_whose_gate_was_lowered(cli: Any, local: dict[str, An
     report = cli("report", *local["args"], "--pipeline", "good", "latest")
     # THEN it warns that the gate was lowered, and by how much
     assert "warning: quality gate lowered to 0.25 for this run (the stack's MinMap50_95 is 0.5)" in report.out
+
+
+def test_weights_stage_offline_fails_in_one_line(cli: Any, aws: dict[str, Any]) -> None:
+    # GIVEN no internet (YOLO_OFFLINE, as every test runs) and no yolo11s.pt in Ultralytics' weights folder
+    from ultralytics.utils import SETTINGS
+
+    if (Path(SETTINGS["weights_dir"]) / "yolo11s.pt").is_file():
+        pytest.skip("yolo11s.pt is at hand here: it would be staged")
+    # WHEN the user stages the official weights
+    result = cli("weights", "stage", "s")
+    # THEN one line says why not and what to do, and nothing is uploaded
+    assert result.code == 1, result.err
+    assert "offline (YOLO_OFFLINE): yolo11s.pt is not in" in result.err and len(result.err.strip().splitlines()) == 1
+    assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="weights/")
