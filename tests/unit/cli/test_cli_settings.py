@@ -91,3 +91,15 @@ def test_weights_stage_offline_fails_in_one_line(cli: Any, aws: dict[str, Any]) 
     assert result.code == 1, result.err
     assert "offline (YOLO_OFFLINE): yolo11s.pt is not in" in result.err and len(result.err.strip().splitlines()) == 1
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="weights/")
+
+
+def test_weights_may_name_an_earlier_execution(cli: Any, local: dict[str, Any]) -> None:
+    # GIVEN an execution that trained and registered a model
+    first = cli("run", *local["args"], "--pipeline", "good", "--dataset", f"s3://{BUCKET}/datasets/d/",
+                "--watch", "--interval", "0.2")
+    assert first.code == 0, first.err
+    # WHEN the next run names it (`latest`) as its starting point ("retrain on new data")
+    planned = cli("run", *local["args"], "--pipeline", "good", "--dataset", f"s3://{BUCKET}/datasets/d/",
+                  "--weights", "latest", "--dry-run", "--json").json()
+    # THEN it starts from that execution's registered model package
+    assert ":model-package/" in planned["parameters"]["Weights"], planned["parameters"]
