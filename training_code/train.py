@@ -2,13 +2,15 @@
 
     python train.py --variant n --epochs 50 --batch -1 --imgsz 640 ...
 
-Inputs   channel `dataset` (SM_CHANNEL_DATASET): a YOLO detection dataset, data.yaml at its root;
-         optional channel `weights` (SM_CHANNEL_WEIGHTS): a .pt to fine-tune from. Without it
-         the model is built from the yolo11{variant}.yaml architecture (nothing is downloaded).
+Inputs   channel `dataset` (SM_CHANNEL_DATASET): a YOLO detection dataset, data.yaml at its root.
+Weights  `--weights` (the Weights parameter, model_weights.py): pretrained (default: yolo11{variant}.pt by
+         Ultralytics' downloader), scratch (the yolo11{variant}.yaml architecture), s3://... .pt or
+         model.tar.gz, a model package ARN, or a local .pt; without it, the `weights` channel if any.
 Settings `--name value` arguments (how SageMaker passes hyperparameters) and SM_HPS (JSON); the
          arguments win. Our keys: variant, integrations, checkpoint-dir, model-dir, dataset,
          weights, output-data-dir; and any Ultralytics train argument (epochs, batch, imgsz,
-         lr0, patience, seed, workers, cache, ...). Unknown keys are refused with a close match.
+         lr0, patience, seed, workers, cache, ...), alone or in `settings` (one JSON object, the
+         UltralyticsSettings parameter). Unknown keys are refused with a close match.
          Unset batch/workers/cache/device get the fast values for this machine (fast_defaults).
 Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json;
          SM_OUTPUT_DATA_DIR: plots. One line per epoch on stdout: `epoch 3/10 images/s=... map50_95=...`.
@@ -53,6 +55,7 @@ from fast_defaults import (  # noqa: E402
     fast_workers,
     fit_batch_to_gpus,
 )
+from model_weights import resolve_weights  # noqa: E402
 from yolo_offline import INTEGRATIONS, configure_settings, offline_trainer_class, prepare_environment  # noqa: E402
 
 from yolopipe_shared.errors import DatasetRejected, ParameterError, YolopipeError  # noqa: E402
@@ -61,13 +64,16 @@ from yolopipe_shared.parameters import BY_NAME, PARAMETERS  # noqa: E402
 VARIANTS = BY_NAME["ModelVariant"].choices or ()
 #: Our own settings (not Ultralytics'), with their defaults where they have one.
 OWN_KEYS = ("variant", "integrations", "checkpoint_dir", "model_dir", "output_data_dir", "dataset", "weights")
+#: The pipeline's one JSON hyperparameter of Ultralytics settings (UltralyticsSettings); the
+#: individual `--name value` arguments win over it.
+SETTINGS_KEY = "settings"
 #: Pipeline-parameter spellings accepted for the Ultralytics names.
 ALIASES = {**{spec.snake: spec.hyperparameter for spec in PARAMETERS
               if spec.hyperparameter and spec.snake != spec.hyperparameter}, "data_dir": "dataset"}
 #: Ultralytics keys this entry point sets itself; a user setting them is told why not.
 RESERVED = {
     "data": "the dataset comes from the `dataset` channel (SM_CHANNEL_DATASET or --dataset DIR)",
-    "model": "choose the architecture with --variant, or fine-tune from a .pt in the `weights` channel",
+    "model": "choose the architecture with --variant and what it starts from with --weights",
     "project": "outputs go to SM_MODEL_DIR and the checkpoint dir",
     "name": "outputs go to SM_MODEL_DIR and the checkpoint dir",
     "exist_ok": "outputs go to SM_MODEL_DIR and the checkpoint dir",
@@ -76,6 +82,7 @@ RESERVED = {
     "mode": "this entry point trains",
     "task": "yolopipe trains detection models",
     "cfg": "pass the settings themselves as --name value",
+    "pretrained": "choose what training starts from with --weights (Weights: pretrained, scratch, s3://...)",
 }
 #: Settings that may differ when a run is resumed (the machine's, not the training's).
 RESUME_MAY_CHANGE = frozenset({"workers", "cache", "device", "batch", "plots", "patience", "val"})
@@ -101,6 +108,8 @@ class TrainConfig:
     train_args: dict[str, Any]
     #: Which of train_args we chose for the machine (shown in the log and args.yaml).
     machine_defaults: dict[str, Any] = field(default_factory=dict)
+    #: What the weights came from: pretrained (yolo11n.pt), scratch, an s3:// URI, a package ARN, a path.
+    weights_source: str = "scratch"
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -167,8 +176,14 @@ def merge_hyperparameters(argv: Sequence[str], environ: Mapping[str, str]) -> di
     """SM_HPS, then the arguments on top; keys normalised, values typed, unknown keys refused."""
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
-    merged: dict[str, Any] = {}
-    for source in (read_sm_hps(environ), parse_argv(argv)):
+    sm_hps, args = read_sm_hps(environ), parse_argv(argv)
+    merged: dict[str, Any] = {_normalise_key(k): parse_value(v)
+                              for k, v in _settings_object(sm_hps.pop(SETTINGS_KEY, None),
+                                                           args.pop(SETTINGS_KEY, None)).items()}
+    for key in merged:
+        if key in OWN_KEYS:
+            raise ParameterError(f"{key!r} is not an Ultralytics setting; pass it as its own hyperparameter")
+    for source in (sm_hps, args):
         for key, raw in source.items():
             if key.startswith("sagemaker_"):  # the toolkit's own (program, submit dir, region...)
                 continue
@@ -178,6 +193,25 @@ def merge_hyperparameters(argv: Sequence[str], environ: Mapping[str, str]) -> di
             raise ParameterError(f"hyperparameter {key!r} cannot be set: {RESERVED[key]}")
     _check_known_keys({k: v for k, v in merged.items() if k not in OWN_KEYS}, DEFAULT_CFG_DICT)
     return merged
+
+
+def _settings_object(from_sm_hps: Any, from_argv: Any) -> dict[str, Any]:
+    """The `settings` JSON object. SM_HPS holds it decoded; on the command line the toolkit writes a
+    dict as `k=v,k=v` (lossy), so a dict in SM_HPS wins, else the argument's JSON text."""
+    for raw in (from_sm_hps, from_argv):
+        if isinstance(raw, dict):
+            return raw
+    text = next((r for r in (from_argv, from_sm_hps) if isinstance(r, str) and r.strip()), "")
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ParameterError(f"hyperparameter {SETTINGS_KEY!r} must be a JSON object of Ultralytics settings, "
+                             f"e.g. {{\"patience\": 20}}") from None
+    if not isinstance(value, dict):
+        raise ParameterError(f"hyperparameter {SETTINGS_KEY!r} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _check_known_keys(custom: dict[str, Any], base: dict[str, Any]) -> None:
@@ -218,16 +252,6 @@ def _default_checkpoint_dir() -> Path:
     return Path("/opt/ml/checkpoints") if Path("/opt/ml").is_dir() else Path("runs/yolopipe/checkpoints")
 
 
-def _find_weights(path: Path) -> Path:
-    if path.is_file() and path.suffix == ".pt":
-        return path
-    candidates = sorted(path.rglob("*.pt")) if path.is_dir() else []
-    if not candidates:
-        raise ParameterError(f"no .pt file in the weights channel {path}; upload one or leave the channel out")
-    preferred = [p for p in candidates if p.name == "best.pt"]
-    return (preferred or candidates)[0]
-
-
 def resolve_config(
     argv: Sequence[str],
     environ: Mapping[str, str],
@@ -250,8 +274,7 @@ def resolve_config(
     if not dataset:
         raise ParameterError("no dataset: set SM_CHANNEL_DATASET (the `dataset` channel) or pass --dataset DIR")
     dataset_dir = Path(str(dataset))
-    weights_raw = hps.pop("weights", None) or environ.get("SM_CHANNEL_WEIGHTS")
-    weights = _find_weights(Path(str(weights_raw))) if weights_raw else None
+    weights_value = str(hps.pop("weights", None) or "")
     model_dir = Path(str(hps.pop("model_dir", None) or environ.get("SM_MODEL_DIR") or "runs/yolopipe/model"))
     output_dir = Path(str(hps.pop("output_data_dir", None) or environ.get("SM_OUTPUT_DATA_DIR")
                           or "runs/yolopipe/output"))
@@ -264,6 +287,8 @@ def resolve_config(
         for entry in entries:
             if not (dataset_dir / entry).exists():
                 raise DatasetRejected([f"data.yaml: `{split}: {entry}` is not in the dataset; upload it or fix it"])
+    weights = resolve_weights(weights_value, variant, Path(tempfile.gettempdir()) / "yolopipe-weights", environ)
+    weights_source = weights_value or ("channel weights" if environ.get("SM_CHANNEL_WEIGHTS") else "pretrained")
 
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
@@ -287,7 +312,11 @@ def resolve_config(
         chosen["cache"] = "ram" if cache_fits(machine, all_images, imgsz) else False
     if train_args.get("device") is None:
         chosen["device"] = ",".join(str(i) for i in range(machine.gpu_count)) if machine.gpus else "cpu"
-    if "lr0" in train_args and train_args["lr0"] != DEFAULT_CFG_DICT["lr0"] and "optimizer" not in train_args:
+    lr_given = "lr0" in train_args and train_args["lr0"] != DEFAULT_CFG_DICT["lr0"]
+    if lr_given and str(train_args.get("optimizer", "")).lower() == "auto":
+        raise ParameterError("optimizer=auto ignores lr0 (it chooses its own rate); choose an optimizer such as "
+                             "SGD or AdamW, or leave lr0 at its default")
+    if lr_given and "optimizer" not in train_args:
         # optimizer=auto ignores lr0 (it picks AdamW and its own rate for short runs): a learning
         # rate the user asked for takes effect with SGD, auto's choice for long runs.
         chosen["optimizer"] = "SGD"
@@ -302,6 +331,7 @@ def resolve_config(
         integrations=integrations,
         train_args=train_args,
         machine_defaults=chosen,
+        weights_source=weights_source,
     )
 
 
@@ -313,7 +343,8 @@ def run_fingerprint(config: TrainConfig) -> str:
     data_yaml = (config.dataset_dir / "data.yaml").read_bytes()
     doc = {
         "variant": config.variant,
-        "weights": [config.weights.name, config.weights.stat().st_size] if config.weights else None,
+        "weights": [config.weights_source, config.weights.name, config.weights.stat().st_size]
+        if config.weights else None,
         "data_yaml": hashlib.sha256(data_yaml).hexdigest(),
         "args": {k: v for k, v in sorted(config.train_args.items()) if k not in RESUME_MAY_CHANGE},
     }
@@ -441,7 +472,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
         print(f"yolopipe: rank {world.rank} of {world.describe()} processes; rank 0 writes the model "
               "and the checkpoints", flush=True)
     for key, value in config.machine_defaults.items():
-        print(f"yolopipe: {key}={value} (fast default for this machine)", flush=True)
+        why = "lr0 was set and optimizer=auto ignores it" if key == "optimizer" else "fast default for this machine"
+        print(f"yolopipe: {key}={value} ({why})", flush=True)
+    start = (f"{config.weights_source} ({config.weights})" if config.weights
+             else f"scratch (yolo11{config.variant}.yaml)")
+    print(f"yolopipe: weights: {start}", flush=True)
     config.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     run_dir = (config.checkpoint_dir / RUN_NAME).resolve()
     fingerprint = run_fingerprint(config)

@@ -26,6 +26,10 @@ _AMP_BAD_GPUS = re.compile(r"(nvidia|geforce|quadro|tesla).*?(1660|1650|1630|t40
 
 def prepare_environment() -> Path:
     """Offline flags, a writable settings folder and a local font. Returns Ultralytics' config dir."""
+    # Remember whether the job itself is offline (model_weights: `pretrained` needs a download)
+    # before YOLO_OFFLINE is forced on for everything else.
+    was_offline = os.environ.get("YOLO_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    os.environ.setdefault("YOLOPIPE_OFFLINE", "1" if was_offline else "0")
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ.setdefault("YOLO_VERBOSE", "True")
     # No pip auto-installs, no update checks, no telemetry: keep the process to what it was given.

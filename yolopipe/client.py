@@ -6,6 +6,8 @@
     yp.validate("./shapes").ok                             # the trigger's checks, yolopipe.yaml included
     yp.upload("./shapes", "shapes")                         # data.yaml last: the trigger starts training
     arn = yp.run("shapes", epochs=50, model_variant="s")    # any parameter, checked before any call
+    yp.run("shapes", imgsz=320, patience=20, optimizer="AdamW", weights="latest")  # Ultralytics' names too
+    yp.stage_weights("n")["weights"]                      # Weights=s3://<bucket>/weights/yolo11n.pt
     yp.watch(arn, on_update=print)                          # until it ends; returns its final status
     yp.report(arn)["metrics"]
     yp.compare(arn, "latest")
@@ -19,6 +21,7 @@ message that says what to do. Nothing here prints.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,25 +118,79 @@ class Yolopipe:
     def pipelines(self) -> list[dict[str, Any]]:
         return ex.list_pipelines(self._sm)
 
-    def plan_run(self, dataset: str, *, display_name: str | None = None, **parameters: Value) -> ex.RunRequest:
+    def plan_run(self, dataset: str, *, display_name: str | None = None, lower_gate: bool = False,
+                 **parameters: Value) -> ex.RunRequest:
         """The StartPipelineExecution request for `dataset` (s3:// URI or a dataset name) with any
-        parameter (`epochs=50`, `model_variant="s"`...), every value checked, the dataset's data.yaml
-        found and its version pinned (as the trigger does). Starts nothing."""
+        parameter or Ultralytics setting (`epochs=50`, `model_variant="s"`, `patience=20`...), every value
+        checked, the dataset's data.yaml found and its version pinned (as the trigger does). `weights` may
+        name an execution (id, ARN, `latest`): its model package, else its trained model. A MinMap50_95
+        below the deployed gate needs `lower_gate=True`. Starts nothing."""
+        parameters = self._weights_from_execution(parameters)
         request = ex.plan_run(self.aws.pipeline_name(), dataset, parameters, bucket=self.aws.bucket,
                               display_name=display_name)
+        if "MinMap50_95" in request.parameters:
+            from yolopipe_shared.parameters import BY_NAME, check_gate
+
+            stack_gate = ex.pipeline_defaults(self._sm, request.pipeline).get(
+                "MinMap50_95", BY_NAME["MinMap50_95"].default)
+            warning = check_gate(request.parameters, stack_gate, lower_gate=lower_gate)
+            request = replace(request, warnings=[warning] if warning else [])
         version = ex.check_dataset(self.aws.client("s3"), str(request.parameters["DatasetS3Uri"]))
         request.parameters.setdefault("DatasetVersion", version)
         return request
 
-    def run(self, dataset: str, *, display_name: str | None = None, dry_run: bool = False,
+    def run(self, dataset: str, *, display_name: str | None = None, dry_run: bool = False, lower_gate: bool = False,
             **parameters: Value) -> str | dict[str, Any]:
         """Start the pipeline (see `plan_run`): the execution ARN, or with `dry_run` what would
         start (every effective parameter value and the API request)."""
-        request = self.plan_run(dataset, display_name=display_name, **parameters)
+        request = self.plan_run(dataset, display_name=display_name, lower_gate=lower_gate, **parameters)
         if dry_run:
             return {**request.to_dict(ex.pipeline_defaults(self._sm, request.pipeline)),
                     "api_request": request.api_request()}
         return self.start(request)
+
+    def _weights_from_execution(self, values: dict[str, Value]) -> dict[str, Value]:
+        """`weights="latest"` (or an execution id / ARN) -> that execution's model package ARN, else the
+        model.tar.gz its Train step wrote; other values are left for the parameter check."""
+        from yolopipe_shared.errors import ParameterError
+        from yolopipe_shared.parameters import spec_for
+        from yolopipe_shared.weights import check_weights
+
+        key = next((k for k in values if k.lstrip("-").lower() == "weights"), None)
+        if key is None:
+            return values
+        try:
+            check_weights(values[key])
+            return values
+        except ParameterError:
+            if spec_for(key).name != "Weights" or str(values[key]).startswith("s3://"):
+                raise
+        arn = self.resolve(str(values[key]))
+        status = ex.execution_status(self._sm, arn)
+        found = [str(s.metadata["RegisterModel"].get("Arn") or "") for s in status.steps
+                 if "RegisterModel" in s.metadata]
+        if not any(found):
+            with aws_errors(what=f"execution {arn.rsplit('/', 1)[-1]!r}"):
+                found = [str((self._sm.describe_training_job(TrainingJobName=s.metadata["TrainingJob"]["Arn"].rsplit(
+                    "/", 1)[-1]).get("ModelArtifacts") or {}).get("S3ModelArtifacts") or "")
+                    for s in status.steps if "TrainingJob" in s.metadata]
+        model = next((m for m in found if m), "")
+        if not model:
+            raise ParameterError(f"execution {arn.rsplit('/', 1)[-1]} has no trained model to start from "
+                                 f"(status {status.status}); name another execution or Weights=pretrained")
+        return {**values, key: model}
+
+    def stage_weights(self, variant: str = "n") -> dict[str, Any]:
+        """Put the official yolo11{variant}.pt (Ultralytics' weights folder, else downloaded by Ultralytics)
+        in the stack's bucket under weights/: {"uri", "weights" ("Weights=s3://..."), "local_path", "bytes",
+        "uploaded"}. For jobs that cannot reach the internet."""
+        from yolopipe_shared.parameters import BY_NAME
+
+        from .weights import stage
+
+        BY_NAME["ModelVariant"].coerce(variant)
+        with aws_errors(what=f"bucket {self.aws.bucket()!r}"):
+            return stage(self.aws.client("s3"), self.aws.bucket(), variant).to_dict()
 
     def start(self, request: ex.RunRequest) -> str:
         """StartPipelineExecution for a planned request: the execution ARN."""

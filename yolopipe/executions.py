@@ -73,6 +73,8 @@ class RunRequest:
     parameters: dict[str, Value]
     display_name: str
     client_request_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: What the user must see before it starts (a lowered quality gate).
+    warnings: list[str] = field(default_factory=list)
 
     def api_request(self) -> dict[str, Any]:
         return {
@@ -93,6 +95,7 @@ class RunRequest:
             "display_name": self.display_name,
             "parameters": self.parameters,
             "effective_parameters": {**parameters.defaults(), **(pipeline_defaults or {}), **self.parameters},
+            "warnings": self.warnings,
         }
 
 
@@ -357,6 +360,8 @@ def report(sm: Any, s3: Any, arn: str, *, prices: cost.PriceList | None = None) 
         "model_package": model_package,
         "artifacts": artifacts,
         "cost": cost.ExecutionCost(jobs).to_dict(),
+        # a quality gate lowered below the stack's for this run (`run --lower-gate`)
+        "warnings": list(read.gate_warnings(sm, pipeline_name_from_arn(arn), values)),
     }
 
 

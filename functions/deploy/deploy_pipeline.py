@@ -14,7 +14,8 @@ Custom resource properties (CloudFormation sends every value as a string):
     Region (default: the function's)   CodePrefix (default code/)   EnvironmentName (a tag)
     KeepOnDelete ("true": keep the pipeline when the resource is deleted)
     UseSpotInstances (default "true")  ContainerImageAccountId (empty: the build's table for Region)
-    DefaultTrainingInstanceType, MinMap50_95, MinImprovement, ModelPackageGroupName: the stack's defaults for those
+    DefaultTrainingInstanceType, MinMap50_95, MinImprovement, ModelPackageGroupName, DefaultWeights:
+    the stack's defaults for those
     pipeline parameters. CodeVersion: the deploy function's published version; it changes with
     every build, so CloudFormation sends an Update whenever the definition or code changed.
     Any other property is ignored.
@@ -68,6 +69,7 @@ DEFAULT_PROPERTIES = {
     "MinMap50_95": "MinMap50_95",
     "MinImprovement": "MinImprovement",
     "ModelPackageGroupName": "ModelPackageGroupName",
+    "DefaultWeights": "Weights",
 }
 
 

@@ -48,6 +48,7 @@ def facts(report: ExecutionReport) -> list[tuple[str, str]]:
     shown = [f"{k}={report.parameters[k]}" for k in SHOWN_PARAMETERS if k in report.parameters]
     if shown:
         pairs.append(("Parameters", ", ".join(shown)))
+    pairs += [("Warning", warning) for warning in report.warnings]  # e.g. a quality gate lowered for this run
     return pairs
 
 

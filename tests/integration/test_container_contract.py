@@ -71,7 +71,9 @@ def execution(aws: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     dataset_uri = f"s3://{BUCKET}/datasets/{DATASET}/"
     dataset = generate_dataset(tmp_path_factory.mktemp("upload") / "dataset", train=8, val=4, imgsz=64)
     upload_folder(s3, Path(dataset.root), dataset_uri)
-    values = {**parameters.dataset_parameters(dataset_uri, "v1"), "Epochs": 1, "ImageSize": 32, "BatchSize": 4}
+    # Offline: from scratch; one Ultralytics setting through the UltralyticsSettings JSON hyperparameter.
+    values = {**parameters.dataset_parameters(dataset_uri, "v1"), "Epochs": 1, "ImageSize": 32, "BatchSize": 4,
+              **parameters.resolve({"Weights": "scratch", "patience": 7, "optimizer": "AdamW"})}
     scope = Scope(parameters=resolve_parameters(definition, parameters.to_execution_parameters(values)),
                   execution=EXECUTION, read_s3=lambda uri: s3.get_object(Bucket=split_s3(uri)[0],
                                                                          Key=split_s3(uri)[1])["Body"].read())
@@ -107,6 +109,7 @@ def test_toolkit_trains_from_the_code_tarball_with_the_step_hyperparameters(trai
     assert {p.name for p in model_dir.iterdir()} >= MODEL_FILES, sorted(p.name for p in model_dir.iterdir())
     train_args = yaml.safe_load((model_dir / "args.yaml").read_text())
     assert (train_args["epochs"], train_args["imgsz"], train_args["batch"]) == (1, 32, 4)
+    assert (train_args["patience"], train_args["optimizer"]) == (7, "AdamW"), "the settings JSON survives the toolkit"
     assert json.loads((model_dir / "metrics.json").read_text())
 
 

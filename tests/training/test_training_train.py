@@ -80,4 +80,5 @@ def test_fine_tunes_from_the_weights_channel(trained, tmp_path):
     args = yaml.safe_load((tuned.model_dir / "args.yaml").read_text())
     assert args["model"] == str(weights / "best.pt")
     assert args["yolopipe"]["weights"] == str(weights / "best.pt")
+    assert "yolopipe: weights: channel weights" in done.stdout, "the log says what training started from"
     assert tuned.metrics()["map50"] > 0.0, "a trained starting point finds shapes after one epoch"

@@ -56,12 +56,15 @@ class Job:
         env.update(extra)
         return env
 
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, str(TRAIN), "--checkpoint-dir", str(self.checkpoint_dir), *args]
+    def argv(self, *args: str, scratch: bool = True) -> list[str]:
+        # Offline here: from scratch unless a test names its weights (the pipeline's default is pretrained).
+        weights = ["--weights", "scratch"] if scratch and not any(a.startswith("--weights") for a in args) else []
+        return [sys.executable, str(TRAIN), "--checkpoint-dir", str(self.checkpoint_dir), *weights, *args]
 
     def train(self, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
         self.root.mkdir(parents=True, exist_ok=True)
-        return subprocess.run(self.argv(*args), env=self.env(**extra_env), cwd=self.root, capture_output=True,
+        argv = self.argv(*args, scratch="SM_CHANNEL_WEIGHTS" not in extra_env)
+        return subprocess.run(argv, env=self.env(**extra_env), cwd=self.root, capture_output=True,
                               text=True, timeout=600, check=False)
 
     def metrics(self) -> dict:

@@ -183,18 +183,30 @@ def cmd_pipelines_list(args: argparse.Namespace) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    from yolopipe_shared.errors import ParameterError
+
     from .parser import dest
 
-    return {spec.name: getattr(args, dest(spec)) for spec in parameters.PARAMETERS
-            if spec.name not in ("DatasetS3Uri", "DatasetName") and getattr(args, dest(spec), None) is not None}
+    given = {spec.name: getattr(args, dest(spec)) for spec in parameters.PARAMETERS
+             if spec.name not in ("DatasetS3Uri", "DatasetName") and getattr(args, dest(spec), None) is not None}
+    for item in getattr(args, "settings", None) or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ParameterError(f"--set {item!r}: write KEY=VALUE, e.g. --set patience=20")
+        if key.strip() in given:
+            raise ParameterError(f"{key.strip()} is given twice")
+        given[key.strip()] = value
+    return given
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = _overrides(args)
-    parameters.resolve(overrides)  # every value checked before any client exists
+    # every value checked before any client exists (Weights may name an execution: the API resolves it)
+    parameters.resolve({k: v for k, v in overrides.items() if k != "Weights"})
     client = _client(args)
     if args.dry_run:
-        planned = client.run(args.dataset, display_name=args.display_name, dry_run=True, **overrides)
+        planned = client.run(args.dataset, display_name=args.display_name, dry_run=True, lower_gate=args.lower_gate,
+                             **overrides)
         assert isinstance(planned, dict)
         if args.json:
             print_json(planned)
@@ -202,8 +214,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"would start pipeline {planned['pipeline']} as {planned['display_name']} with:")
             print(table([(name, fmt_parameter(name, value), "" if name in planned["parameters"] else "(default)")
                          for name, value in planned["effective_parameters"].items()], ("PARAMETER", "VALUE", "")))
+            for warning in planned["warnings"]:
+                print(f"warning: {warning}")
         return EXIT_OK
-    request = client.plan_run(args.dataset, display_name=args.display_name, **overrides)
+    request = client.plan_run(args.dataset, display_name=args.display_name, lower_gate=args.lower_gate, **overrides)
+    for warning in request.warnings:
+        err(f"warning: {warning}")
     arn = client.start(request)
     if args.json and not args.watch:
         print_json({"execution_arn": arn, **request.to_dict()})
@@ -212,6 +228,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.watch:
         return _watch(args, client, arn)
     print(f"next: `yolopipe watch {arn.rsplit('/', 1)[-1]}`")
+    return EXIT_OK
+
+
+def cmd_weights_stage(args: argparse.Namespace) -> int:
+    staged = _client(args).stage_weights(args.variant)
+    if args.json:
+        print_json(staged)
+    else:
+        sent = "uploaded" if staged["uploaded"] else "already there"
+        print(f"{staged['local_path']} -> {staged['uri']} ({staged['bytes'] / 1e6:.1f} MB, {sent})")
+        print(staged["weights"])
+        print(f"next: yolopipe run --dataset NAME --weights {staged['uri']}   (or `weights: {staged['uri']}` "
+              "in yolopipe.yaml)")
     return EXIT_OK
 
 
@@ -260,6 +289,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"  {data['arn']}")
     if data["failure_reason"]:
         print(f"  failure: {data['failure_reason']}")
+    for warning in data.get("warnings") or []:
+        print(f"  warning: {warning}")
     print("\nparameters")
     print(table([(name, fmt_parameter(name, value)) for name, value in data["parameters"].items()],
                  ("NAME", "VALUE")))

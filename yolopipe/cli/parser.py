@@ -151,12 +151,30 @@ def build_parser() -> argparse.ArgumentParser:
         if spec.name in ("DatasetS3Uri", "DatasetName"):  # --dataset gives both
             continue
         flags = [spec.flag] + (["--variant"] if spec.name == "ModelVariant" else [])
+        if spec.hyperparameter and f"--{spec.hyperparameter}" not in flags and spec.name != "UltralyticsSettings":
+            flags.append(f"--{spec.hyperparameter}")  # Ultralytics' name: --imgsz, --batch, --lr0
         metavar = {"integer": "N", "float": "X", "boolean": "true|false"}.get(spec.kind, "VALUE")
         group.add_argument(*flags, dest=dest(spec), metavar=metavar, default=None, help=_param_help(spec))
+    group.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                       help="any Ultralytics train setting by its own name, repeatable: --set patience=20 "
+                            "--set optimizer=AdamW (checked against the pinned Ultralytics' list)")
+    group.add_argument("--lower-gate", action="store_true",
+                       help="allow --min-map50-95 below the stack's quality gate (the report and the "
+                            "notification say so)")
     sub.add_argument("--display-name", help="execution display name (default: cli-<dataset>-<time>)")
     sub.add_argument("--dry-run", action="store_true", help="print what would start, start nothing")
     sub.add_argument("--watch", action="store_true", help="then watch it (exit code as `watch`)")
     _watch_options(sub)
+
+    weights = commands.add_parser("weights", help="official YOLO11 weights for jobs without internet access",
+                                  parents=[common])
+    weights_commands = weights.add_subparsers(dest="weights_command", metavar="SUBCOMMAND", parser_class=_Parser,
+                                              required=True)
+    sub = command("stage", c.cmd_weights_stage, "download yolo11<variant>.pt here (Ultralytics) and upload it to "
+                                                "s3://<bucket>/weights/: prints the Weights=s3://... to run with",
+                  where=weights_commands)
+    sub.add_argument("variant", nargs="?", default="n", choices=parameters.BY_NAME["ModelVariant"].choices,
+                     help="YOLO11 size (default n)")
 
     executions = commands.add_parser("executions", help="list executions", parents=[common])
     executions_commands = executions.add_subparsers(dest="executions_command", metavar="SUBCOMMAND",

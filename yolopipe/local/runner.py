@@ -29,6 +29,7 @@ from .lambdas import InvocationFailed, invoke
 from .results import LocalRunResult, collect, save_execution, save_refusal, show, step_phases
 from .scheduler import Execution, LocalExecutor, short_reason
 from .stack import LocalStack, create_stack, function_spec
+from .weights_choice import choose_weights
 
 Echo = Callable[[str], None]
 #: What the demo changes from the defaults so that 2 CPU cores train in about a minute and the
@@ -113,6 +114,9 @@ def run_local(
         log(f"AWS emulator on {emulator.endpoint_url}: bucket {stack.bucket}, topic, table, secret, "
             f"model package group {stack.model_package_group}")
 
+        if "Weights" not in stack_parameters:  # the official weights when at hand, else scratch (said)
+            variant = str(chosen.get("ModelVariant", parameters.BY_NAME["ModelVariant"].default))
+            stack_parameters["Weights"] = choose_weights(clients["s3"], stack.bucket, variant, log)
         with phases("deploy"):
             code_uri = deploy_pipeline(emulator, stack, work, stack_parameters)
         shown = ", ".join(f"{k}={v}" for k, v in stack_parameters.items())
@@ -293,6 +297,8 @@ def _summary(say: Echo, result: LocalRunResult) -> None:
         say(f"  status      {result.status}")
         if result.failed_step:
             say(f"  failed step {result.failed_step}: {short_reason(result.failure_reason)}")
+        if result.parameters.get("Weights"):
+            say(f"  weights     {result.parameters['Weights']}")
         if result.metrics:
             from yolopipe_shared.evaluation import METRICS
 

@@ -34,6 +34,7 @@ from .lambdas import InvocationFailed, invoke
 from .results import LocalRunResult, collect, save_execution, show
 from .scheduler import LocalExecutor
 from .stack import LocalStack, create_stack, function_spec
+from .weights_choice import choose_weights
 
 Echo = Callable[[str], None]
 DEFAULT_PORT = 5000
@@ -107,6 +108,9 @@ class LocalServer:
                                      on_progress=lambda e, text: log(f"{e.display_name}: {text}"),
                                      extra_env={**job_env(work), **self.emulator.environment()})
             self.emulator.attach(executor)
+            if "Weights" not in self.stack_parameters:  # the official weights when at hand, else scratch (said)
+                self.stack_parameters["Weights"] = choose_weights(
+                    clients["s3"], stack.bucket, str(parameters.BY_NAME["ModelVariant"].default), log)
             deploy_pipeline(self.emulator, stack, work, self.stack_parameters)
             pipeline_arn = clients["sagemaker"].describe_pipeline(PipelineName=stack.pipeline_name)["PipelineArn"]
             _publish_outputs(clients["cloudformation"], self.stack_name, _stack_outputs(stack, pipeline_arn))

@@ -277,6 +277,8 @@ class ExecutionReport:
     failure_reason: str = ""
     #: What the jobs cost (final statuses only; None when it could not be read).
     cost: ExecutionCost | None = None
+    #: What the team must not miss (a quality gate lowered below the stack's for this run).
+    warnings: tuple[str, ...] = ()
 
     @property
     def dataset(self) -> str:
@@ -309,6 +311,25 @@ def _best_effort(what: str, read: Callable[[], Any], default: Any) -> Any:
         return default
 
 
+def deployed_gate(sagemaker: Any, pipeline_name: str) -> float | None:
+    """The stack's quality gate: the deployed definition's MinMap50_95 default (None when unreadable)."""
+    described = sagemaker.describe_pipeline(PipelineName=pipeline_name)
+    document = json.loads(described.get("PipelineDefinition") or "{}")
+    for item in document.get("Parameters") or []:
+        if isinstance(item, dict) and item.get("Name") == "MinMap50_95" and "DefaultValue" in item:
+            return float(item["DefaultValue"])
+    return None
+
+
+def gate_warnings(sagemaker: Any, pipeline_name: str, values: dict[str, parameters.Value]) -> tuple[str, ...]:
+    """`("quality gate lowered to 0.3 for this run (the stack's MinMap50_95 is 0.5)",)` or ()."""
+    if "MinMap50_95" not in values:
+        return ()
+    gate = _best_effort("pipeline", lambda: deployed_gate(sagemaker, pipeline_name), None)
+    warning = parameters.gate_warning(values["MinMap50_95"], gate) if gate is not None else ""
+    return (warning,) if warning else ()
+
+
 def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: str,
                   prices: PriceList | None = None) -> ExecutionReport:
     """Everything worth saying about one status change (`detail` is the EventBridge event's detail);
@@ -335,9 +356,10 @@ def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: st
     spent = None
     if prices is not None and execution.done:
         spent = _best_effort("cost", lambda: execution_cost(sagemaker, steps, prices, region), None)
+    pipeline_name = pipeline_name_from_arn(execution.pipeline_arn or str(detail.get("pipelineArn") or arn))
     return ExecutionReport(
         status=status,
-        pipeline_name=pipeline_name_from_arn(execution.pipeline_arn or str(detail.get("pipelineArn") or arn)),
+        pipeline_name=pipeline_name,
         execution_arn=arn,
         display_name=str(detail.get("pipelineExecutionDisplayName") or execution.display_name),
         region=region,
@@ -351,6 +373,7 @@ def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: st
         failed_step=failed_step,
         failure_reason=failure_reason,
         cost=spent,
+        warnings=gate_warnings(sagemaker, pipeline_name, values),
     )
 
 

@@ -1,5 +1,7 @@
 """A dataset's `yolopipe.yaml`: parameter overrides beside data.yaml (any spelling: `epochs: 50`,
-`model_variant: s`), checked against the shared parameter bounds, `only_overridable` (a dataset
+`model_variant: s`, `imgsz: 320`) and any Ultralytics train setting by its own name (`patience: 20`,
+`optimizer: AdamW`; they become the UltralyticsSettings parameter), checked against the shared
+parameter bounds, `only_overridable` (a dataset
 cannot lower its own quality gate) and the stack's cost bounds (StackLimits: MaxEpochs, the
 allowed training instance types, the longest training run). The trigger, the CLI and the local
 mode read it with this one parser.
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from . import parameters
+from . import parameters, ultralytics_settings
 from .data_yaml import Problem, YamlTooLarge, load_untrusted_yaml, short
 from .errors import ParameterError
 
@@ -69,6 +71,7 @@ def parse_overrides(text: str, limits: StackLimits | None = None) -> tuple[dict[
         return {}, [Problem(OVERRIDES_FILE, 1, "expected a mapping of parameter: value, e.g. `epochs: 50`")]
     lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     resolved: dict[str, parameters.Value] = {}
+    settings: dict[str, object] = {}
     problems: list[Problem] = []
     for key, value in data.items():
         line = lines.get(str(key), 1)
@@ -78,10 +81,19 @@ def parse_overrides(text: str, limits: StackLimits | None = None) -> tuple[dict[
         try:
             for name, checked in parameters.resolve({str(key): value}, only_overridable=True).items():
                 limits.check(name, checked)
-                resolved[name] = checked
+                if name == "UltralyticsSettings":  # one key at a time: gather them into one object
+                    settings.update(ultralytics_settings.decode(checked))
+                else:
+                    resolved[name] = checked
         except ParameterError as error:
             problems.append(Problem(OVERRIDES_FILE, line, str(error)))
             continue
+    try:
+        if settings:
+            resolved["UltralyticsSettings"] = ultralytics_settings.encode(settings)
+        parameters.check_learning_rate(resolved)
+    except ParameterError as error:
+        problems.append(Problem(OVERRIDES_FILE, None, str(error)))
     names = [parameters.spec_for(str(k)).name for k in data if _known(str(k))]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(Problem(OVERRIDES_FILE, 1, f"{name} is given twice"))

@@ -16,11 +16,13 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from . import ultralytics_settings
 from .errors import ParameterError
+from .weights import check_weights
 
 Kind = Literal["string", "integer", "float", "boolean"]
 Value = str | int | float | bool
@@ -53,6 +55,8 @@ class ParameterSpec:
     excluded: tuple[int, ...] = ()
     #: The training job's hyperparameter (train.py's argument, Ultralytics' name) it is passed as.
     hyperparameter: str | None = None
+    #: A string parameter's own check and canonical form (Weights, UltralyticsSettings).
+    check: Callable[[object], str] | None = None
 
     @property
     def sagemaker_type(self) -> str:
@@ -105,6 +109,8 @@ class ParameterSpec:
             if not math.isfinite(number):  # NaN passes every bound check (all comparisons are False)
                 raise ParameterError(f"{self.name} must be a finite number, got {raw!r}")
             return number
+        if self.check is not None:
+            return self.check(raw)
         return str(raw).strip()
 
     def _check(self, value: Value) -> None:
@@ -199,6 +205,18 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "by at least this much (negative: may be that much worse; no approved model: this gate passes)",
                   minimum=-1.0, maximum=1.0, overridable=False),
     ParameterSpec(
+        "Weights", "string", "pretrained",
+        "what training starts from: pretrained (the official yolo11<variant>.pt), scratch, s3://BUCKET/KEY.pt "
+        "(or a model.tar.gz) or a model package ARN; `yolopipe weights stage` puts the official file in the bucket",
+        check=check_weights, hyperparameter="weights",
+    ),
+    ParameterSpec(
+        "UltralyticsSettings", "string", "{}",
+        "any other Ultralytics train setting, as a JSON object (patience, optimizer, mosaic, ...); "
+        "set them by name: `patience: 20` in yolopipe.yaml, --set patience=20",
+        check=ultralytics_settings.check_parameter, hyperparameter="settings",
+    ),
+    ParameterSpec(
         "ModelPackageGroupName", "string", "yolopipe-models",
         "model package group the approved candidates are registered in",
         pattern=r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", overridable=False,
@@ -240,8 +258,10 @@ def dataset_parameters(dataset_uri: str, version: str) -> dict[str, Value]:
 BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 _ALIASES: dict[str, ParameterSpec] = {}
 for _spec in PARAMETERS:
-    for _alias in (_spec.name, _spec.name.lower(), _spec.snake, _spec.flag, _spec.flag[2:]):
-        _ALIASES[_alias] = _spec
+    # Ultralytics' name (imgsz, batch, lr0...) is one more spelling of the parameter it is passed as.
+    for _alias in (_spec.name, _spec.name.lower(), _spec.snake, _spec.flag, _spec.flag[2:], _spec.hyperparameter):
+        if _alias:
+            _ALIASES[_alias] = _spec
 
 
 def spec_for(key: str) -> ParameterSpec:
@@ -250,9 +270,10 @@ def spec_for(key: str) -> ParameterSpec:
     if spec is not None:
         return spec
     names = [s.snake for s in PARAMETERS]
-    close = difflib.get_close_matches(_snake(key.lstrip("-").replace("-", "_")), names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(names)}"
-    raise ParameterError(f"unknown parameter {key!r}{hint}")
+    wanted = _snake(key.lstrip("-").replace("-", "_"))
+    close = difflib.get_close_matches(wanted, [*names, *ultralytics_settings.catalogue()], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(names)} and Ultralytics' settings"
+    raise ParameterError(f"unknown parameter or Ultralytics setting {key!r}{hint}")
 
 
 def defaults() -> dict[str, Value]:
@@ -272,7 +293,12 @@ def resolve(
     stack's cap on what a dataset may ask for.
     """
     resolved: dict[str, Value] = {}
+    settings: dict[str, object] = {}
     for key, raw in (overrides or {}).items():
+        name = str(key).strip().lstrip("-").replace("-", "_")
+        if not _known(str(key)) and (ultralytics_settings.is_setting(name) or name in ultralytics_settings.RESERVED):
+            settings[name] = raw  # an Ultralytics setting by its own name: into UltralyticsSettings
+            continue
         spec = spec_for(str(key))
         if only_overridable and not spec.overridable:
             raise ParameterError(f"{spec.name} cannot be set by a dataset; set it on the stack or with yolopipe run")
@@ -282,7 +308,46 @@ def resolve(
         if spec.name == "Epochs" and max_epochs is not None and int(value) > max_epochs:
             raise ParameterError(f"Epochs must be at most {max_epochs} on this stack (MaxEpochs), got {value}")
         resolved[spec.name] = value
+    if settings:
+        merged = {**ultralytics_settings.decode(resolved.get("UltralyticsSettings", "{}")), **settings}
+        resolved["UltralyticsSettings"] = ultralytics_settings.encode(merged)
+    check_learning_rate(resolved)
     return resolved
+
+
+def gate_warning(run_gate: object, stack_gate: object) -> str:
+    """`quality gate lowered to 0.3 for this run (the stack's MinMap50_95 is 0.5)`, or "" when it was not."""
+    try:
+        run, stack = float(str(run_gate)), float(str(stack_gate))
+    except ValueError:
+        return ""
+    if run >= stack:
+        return ""
+    return f"quality gate lowered to {_num(run)} for this run (the stack's MinMap50_95 is {_num(stack)})"
+
+
+def check_gate(values: Mapping[str, Value], stack_gate: object, *, lower_gate: bool) -> str:
+    """Refuse a MinMap50_95 below the stack's gate unless `lower_gate`; return the warning to show."""
+    warning = gate_warning(values.get("MinMap50_95", stack_gate), stack_gate)
+    if warning and not lower_gate:
+        raise ParameterError(f"MinMap50_95 {values['MinMap50_95']} is below this stack's quality gate "
+                             f"{_num(float(str(stack_gate)))}; pass --lower-gate (lower_gate=True) to lower it "
+                             "for this run")
+    return warning
+
+
+def _known(key: str) -> bool:
+    return key in _ALIASES or key.lower() in _ALIASES
+
+
+def check_learning_rate(values: Mapping[str, Value]) -> None:
+    """Ultralytics' optimizer=auto ignores lr0 (and momentum): a rate asked for with it would do nothing.
+    Without an optimizer named, train.py picks SGD when the rate differs from the default."""
+    settings = ultralytics_settings.decode(values.get("UltralyticsSettings", "{}"))
+    rate_given = "LearningRate" in values or "momentum" in settings
+    if rate_given and str(settings.get("optimizer", "")).lower() == "auto":
+        raise ParameterError("optimizer=auto ignores lr0 and momentum (it chooses its own); name an optimizer "
+                             "(SGD, AdamW, ...) or leave the learning rate at its default")
 
 
 def to_execution_parameters(values: Mapping[str, Value]) -> list[dict[str, str]]:

@@ -14,7 +14,8 @@ def test_every_parameter_the_architecture_names_is_defined_once() -> None:
     expected = [
         "DatasetS3Uri", "ModelVariant", "Epochs", "BatchSize", "ImageSize", "LearningRate",
         "TrainingInstanceType", "TrainingInstanceCount", "MaxRuntimeSeconds",
-        "DatasetVersion", "DatasetName", "MinMap50_95", "MinImprovement", "ModelPackageGroupName",
+        "DatasetVersion", "DatasetName", "MinMap50_95", "MinImprovement", "Weights",
+        "UltralyticsSettings", "ModelPackageGroupName",
     ]
     # THEN the specs hold exactly those, each once, in that order
     assert [spec.name for spec in p.PARAMETERS] == expected
@@ -46,7 +47,8 @@ def test_any_spelling_of_a_name_is_accepted(key: str) -> None:
 
 
 def test_unknown_name_suggests_the_close_match() -> None:
-    with pytest.raises(ParameterError, match=r"unknown parameter 'epoch'; did you mean 'epochs'\?"):
+    with pytest.raises(ParameterError,
+                       match=r"unknown parameter or Ultralytics setting 'epoch'; did you mean 'epochs'\?"):
         p.resolve({"epoch": 3})
 
 
