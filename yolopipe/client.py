@@ -19,11 +19,15 @@ message that says what to do. Nothing here prints.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from yolopipe_shared.errors import YolopipeError
+from yolopipe_shared.execution_report import parse_time
+from yolopipe_shared.layout import split_s3_uri
 from yolopipe_shared.parameters import Value
+from yolopipe_shared.refusal import Refusal
 
 from . import executions as ex
 from .aws import Aws, Settings, aws_errors
@@ -106,9 +110,34 @@ class Yolopipe:
                                   trigger=trigger, delete_stale=delete_stale, workers=workers, plan=plan,
                                   progress=progress)
 
-    def wait_for_trigger(self, dataset_uri: str, *, since: Any, timeout: float = 120.0) -> str | None:
-        """The execution the trigger starts for an uploaded dataset, or None within `timeout` seconds."""
-        return ex.wait_for_execution(self._sm, self.aws.pipeline_name(), dataset_uri, since=since, timeout=timeout)
+    def wait_for_trigger(self, dataset_uri: str, *, since: Any, timeout: float = 120.0,
+                         version: str = "") -> str | Refusal | None:
+        """What the trigger did with an uploaded dataset (its data.yaml `version`, written at `since`):
+        the execution ARN it started, its Refusal (seconds after it happens), or None after `timeout`."""
+        from .refusals import wait_for_outcome
+
+        bucket, prefix = split_s3_uri(dataset_uri)
+        dataset = prefix.rstrip("/").rsplit("/", 1)[-1]
+        return wait_for_outcome(self._sm, self.aws.client("s3"), pipeline=self.aws.pipeline_name(), bucket=bucket,
+                                dataset=dataset, dataset_uri=dataset_uri, since=since, version=version,
+                                timeout=timeout)
+
+    def refusals(self, *, limit: int = 20, dataset: str | None = None) -> list[Refusal]:
+        """The trigger's newest refusals (refusals/<name>/<version>.json), of one dataset when given."""
+        from .refusals import list_refusals
+
+        return list_refusals(self.aws.client("s3"), self.aws.bucket(), limit=limit, dataset=dataset)
+
+    def latest_refusal(self) -> Refusal | None:
+        """The newest refusal when it is newer than the newest execution (what `watch latest` shows
+        after an upload the trigger refused), else None."""
+        newest = self.refusals(limit=1)
+        if not newest:
+            return None
+        started = [row["started"] for row in ex.list_executions(self._sm, self.aws.pipeline_name(), limit=1)]
+        refused = parse_time(newest[0].refused_at)
+        latest = parse_time(started[0]) if started else None
+        return newest[0] if latest is None or (refused is not None and refused >= latest) else None
 
     # --- pipelines and executions ----------------------------------------------------------
 
@@ -140,7 +169,13 @@ class Yolopipe:
         return ex.start_run(self._sm, request)
 
     def executions(self, *, limit: int = 20) -> list[dict[str, Any]]:
-        return ex.list_executions(self._sm, self.aws.pipeline_name(), limit=limit)
+        """The newest executions and refused datasets (status Refused, no id), newest first."""
+        from .refusals import refusal_row
+
+        rows = ex.list_executions(self._sm, self.aws.pipeline_name(), limit=limit)
+        rows += [refusal_row(refusal) for refusal in self.refusals(limit=limit)]
+        rows.sort(key=lambda row: parse_time(row["started"]) or datetime.min.replace(tzinfo=UTC), reverse=True)
+        return rows[:limit]
 
     def status(self, execution: str = "latest") -> ExecutionStatus:
         return ex.execution_status(self._sm, self.resolve(execution))
