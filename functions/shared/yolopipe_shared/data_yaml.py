@@ -103,6 +103,15 @@ class DataYaml:
 
 def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | None, list[Problem]]:
     """Apply the data.yaml rules to `text`; return (DataYaml, []) or (None, problems)."""
+    parsed, problems = parse_data_yaml_partly(text, file=file)
+    return (None, problems) if problems or parsed is None else (parsed, [])
+
+
+def parse_data_yaml_partly(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | None, list[Problem]]:
+    """Every problem of `text`, and what of it is still usable: the class names and the splits that
+    passed, or None when the document or its names are unusable. Validation checks the dataset's
+    files and labels with it, so one pass reports data.yaml and label problems together; nothing may
+    train on a DataYaml that came with problems."""
     problems: list[Problem] = []
 
     def problem(line: int | None, message: str) -> None:
@@ -243,9 +252,9 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
         if data.get(key) is not None and (not isinstance(data[key], types) or isinstance(data[key], bool)):
             problem(lines.get(key), f"`{key}` must be a {types.__name__}; fix or remove it")
 
-    if problems or names is None:
+    if names is None:
         return None, problems
-    return DataYaml(names=names, splits=splits, raw=data, root=root, warnings=warnings, lines=lines), []
+    return DataYaml(names=names, splits=splits, raw=data, root=root, warnings=warnings, lines=lines), problems
 
 
 class YamlTooLarge(yaml.YAMLError):

@@ -1,4 +1,5 @@
-"""Whole-dataset validation: data.yaml, then the files it names, then a sample of labels.
+"""Whole-dataset validation: data.yaml, then the files it names, then a sample of labels, in one
+pass (a data.yaml problem does not hide the label problems behind it).
 
 One implementation for the trigger (an S3 prefix), `yolopipe dataset validate` / `upload` (a local
 folder) and train.py (the channel folder); sources are in dataset_sources.
@@ -11,7 +12,15 @@ import random
 from array import array
 from dataclasses import dataclass, field
 
-from .data_yaml import DATA_YAML, MAX_DATA_YAML_BYTES, DataYaml, Problem, parse_data_yaml, short, unsafe_path
+from .data_yaml import (
+    DATA_YAML,
+    MAX_DATA_YAML_BYTES,
+    DataYaml,
+    Problem,
+    parse_data_yaml_partly,
+    short,
+    unsafe_path,
+)
 from .dataset_sources import (
     DatasetSource,
     DatasetUnreadable,
@@ -116,11 +125,12 @@ def validate_dataset(
     except UnicodeDecodeError:
         report.problems.append(Problem(DATA_YAML, None, "is not UTF-8 text; save it as UTF-8"))
         return report
-    data_yaml, problems = parse_data_yaml(text)
+    # One pass: data.yaml's problems, then the files and labels of what in it is still usable.
+    data_yaml, problems = parse_data_yaml_partly(text)
+    report.problems.extend(problems)
     if data_yaml is None:
-        report.problems.extend(problems)
         return report
-    report.data_yaml = data_yaml
+    report.data_yaml = None if problems else data_yaml
     report.names = list(data_yaml.names)
     report.warnings.extend(data_yaml.warnings)
 
