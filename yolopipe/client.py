@@ -75,12 +75,13 @@ class Yolopipe:
     # --- datasets ----------------------------------------------------------------------------
 
     @staticmethod
-    def validate(path: str | Path, *, label_sample: int | None = None) -> Any:
+    def validate(path: str | Path, *, label_sample: int | None = None, images: bool = False) -> Any:
         """The trigger's checks on a local folder (dataset rules and yolopipe.yaml): a
-        ValidationReport (`.ok`, `.problems`, `.summary()`)."""
+        ValidationReport (`.ok`, `.problems`, `.summary()`); `images` also decodes every image and
+        looks for orphan label files (what only a local copy allows)."""
         from .datasets.validate import check_dataset_folder
 
-        return check_dataset_folder(path, label_sample=label_sample)
+        return check_dataset_folder(path, label_sample=label_sample, images=images)
 
     @staticmethod
     def convert(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Any:

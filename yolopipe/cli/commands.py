@@ -70,12 +70,15 @@ def cmd_dataset_validate(args: argparse.Namespace) -> int:
 
     # The trigger's checks, yolopipe.yaml included. Locally every label is read (20,000 in well
     # under a second); --sample trades that for speed.
-    report = Yolopipe.validate(args.path, label_sample=args.sample)
+    # Plus what only a local copy shows: every image decodes, every label file has its image.
+    report = Yolopipe.validate(args.path, label_sample=args.sample, images=True)
     if args.json:
         print_json({
             "ok": report.ok, "location": report.location, "problems": [str(p) for p in report.problems],
             "warnings": [str(w) for w in report.warnings], "names": report.names,
             "images_per_split": report.images_per_split, "labels_checked": report.labels_checked,
+            "images_decoded": report.images_decoded,
+            "images_without_labels_per_split": report.missing_labels_per_split,
         })
     else:
         print(report.summary(limit=args.limit))

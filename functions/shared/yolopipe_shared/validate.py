@@ -68,6 +68,8 @@ class ValidationReport:
     labels_per_split: dict[str, int] = field(default_factory=dict)
     missing_labels_per_split: dict[str, int] = field(default_factory=dict)
     labels_checked: int = 0
+    #: Images decoded by `yolopipe dataset validate` (yolopipe/datasets/local_checks.py; 0 elsewhere).
+    images_decoded: int = 0
     data_yaml: DataYaml | None = None
 
     @property
@@ -80,7 +82,8 @@ class ValidationReport:
         head = (
             f"{self.location}: "
             + ("OK" if self.ok else f"REJECTED, {len(self.problems)} problem(s)")
-            + (f" ({counts}; {self.labels_checked:,} label files checked)" if counts else "")
+            + (f" ({counts}; {self.labels_checked:,} label files checked"
+               + (f", {self.images_decoded:,} images decoded" if self.images_decoded else "") + ")" if counts else "")
         )
         lines = [head, *(str(p) for p in self.problems[:limit])]
         if len(self.problems) > limit:
