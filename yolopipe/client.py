@@ -75,13 +75,36 @@ class Yolopipe:
     # --- datasets ----------------------------------------------------------------------------
 
     @staticmethod
-    def validate(path: str | Path, *, label_sample: int | None = None, images: bool = False) -> Any:
-        """The trigger's checks on a local folder (dataset rules and yolopipe.yaml): a
-        ValidationReport (`.ok`, `.problems`, `.summary()`); `images` also decodes every image and
-        looks for orphan label files (what only a local copy allows)."""
+    def validate(path: str | Path, *, label_sample: int | None = None, images: bool = False,
+                 limits: Any = None) -> Any:
+        """The trigger's checks on a local folder (dataset rules and yolopipe.yaml within `limits`, a
+        StackLimits: the template's defaults unless given): a ValidationReport (`.ok`, `.problems`,
+        `.summary()`); `images` also decodes every image and looks for orphan label files (what only
+        a local copy allows)."""
+        from yolopipe_shared.overrides import TEMPLATE_DEFAULT_LIMITS
+
         from .datasets.validate import check_dataset_folder
 
-        return check_dataset_folder(path, label_sample=label_sample, images=images)
+        return check_dataset_folder(path, label_sample=label_sample, images=images,
+                                    limits=limits or TEMPLATE_DEFAULT_LIMITS)
+
+    def stack_limits(self) -> Any:
+        """The deployed stack's bounds on a dataset's yolopipe.yaml (a StackLimits), as its trigger
+        applies them; the template's defaults when the stack cannot be read (--bucket without a stack)."""
+        from botocore.exceptions import ClientError
+
+        from yolopipe_shared.overrides import StackLimits
+
+        with aws_errors(what=f"stack {self.aws.settings.stack!r}"):
+            try:
+                stacks = self.aws.client("cloudformation").describe_stacks(StackName=self.aws.settings.stack)["Stacks"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ValidationError":  # "stack does not exist"
+                    raise
+                stacks = []
+        values = {p["ParameterKey"]: str(p.get("ParameterValue", "")) for s in stacks[:1]
+                  for p in s.get("Parameters") or []}
+        return StackLimits.from_stack_parameters(values)
 
     @staticmethod
     def convert(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Any:
@@ -105,7 +128,7 @@ class Yolopipe:
         from .upload import upload_dataset
 
         if validate:
-            self.validate(path).raise_if_rejected()
+            self.validate(path, limits=self.stack_limits()).raise_if_rejected()
         with aws_errors(what=f"bucket {self.aws.bucket()!r}"):
             return upload_dataset(self.aws.client("s3", max_pool_connections=workers), path, self.aws.bucket(), name,
                                   trigger=trigger, delete_stale=delete_stale, workers=workers, plan=plan,

@@ -109,7 +109,7 @@ def cmd_dataset_convert(args: argparse.Namespace) -> int:
 def cmd_upload(args: argparse.Namespace) -> int:
     client = _client(args)
     if not args.no_validate:
-        report = client.validate(args.path)
+        report = client.validate(args.path, limits=client.stack_limits())
         report.raise_if_rejected()
         if not args.json:
             counts = ", ".join(f"{split} {n:,}" for split, n in report.images_per_split.items())
