@@ -54,3 +54,23 @@ def test_paths_that_really_leave_the_dataset_are_still_refused(text: str, why: s
     does not retry) WHEN the rules apply THEN it is refused with a line that says so."""
     parsed, problems = parse_data_yaml(text)
     assert parsed is None and any(why in p.message and p.line == 1 for p in problems), problems
+
+
+def test_train_py_hands_ultralytics_the_same_folders(tmp_path: Path) -> None:
+    """GIVEN a Roboflow export WHEN train.py writes the data.yaml Ultralytics trains on THEN its splits
+    are the export's folders inside the dataset (the trigger, the CLI and train.py agree)."""
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location(
+        "dataset_yaml", Path(__file__).resolve().parents[3] / "training_code" / "dataset_yaml.py")
+    assert spec is not None and spec.loader is not None
+    dataset_yaml = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dataset_yaml)
+    root = _roboflow_export(tmp_path / "zebras")
+    written, _, _ = dataset_yaml.write_clean_data_yaml(root, tmp_path / "clean")
+    doc = yaml.safe_load(written.read_text())
+    assert {split: Path(doc["path"], doc[split]).resolve() for split in ("train", "val", "test")} == {
+        "train": (root / "train" / "images").resolve(), "val": (root / "valid" / "images").resolve(),
+        "test": (root / "test" / "images").resolve()}
