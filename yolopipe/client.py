@@ -152,10 +152,20 @@ class Yolopipe:
 
         return list_refusals(self.aws.client("s3"), self.aws.bucket(), limit=limit, dataset=dataset)
 
+    def _known_refusals(self, limit: int) -> list[Refusal]:
+        """`refusals`, or none when no dataset bucket is known (a pipeline given without its stack)."""
+        from .aws import NotFound
+
+        try:
+            self.aws.bucket()
+        except NotFound:
+            return []
+        return self.refusals(limit=limit)
+
     def latest_refusal(self) -> Refusal | None:
         """The newest refusal when it is newer than the newest execution (what `watch latest` shows
         after an upload the trigger refused), else None."""
-        newest = self.refusals(limit=1)
+        newest = self._known_refusals(1)
         if not newest:
             return None
         started = [row["started"] for row in ex.list_executions(self._sm, self.aws.pipeline_name(), limit=1)]
@@ -197,7 +207,7 @@ class Yolopipe:
         from .refusals import refusal_row
 
         rows = ex.list_executions(self._sm, self.aws.pipeline_name(), limit=limit)
-        rows += [refusal_row(refusal) for refusal in self.refusals(limit=limit)]
+        rows += [refusal_row(refusal) for refusal in self._known_refusals(limit)]
         rows.sort(key=lambda row: parse_time(row["started"]) or datetime.min.replace(tzinfo=UTC), reverse=True)
         return rows[:limit]
 

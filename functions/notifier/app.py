@@ -46,7 +46,8 @@ persistence = idempotency.persistence
 # repeats post one message.
 refusal_idempotency = once(table_name=CONFIG.idempotency_table, dynamodb=boto3.client("dynamodb"),
                            key_prefix="yolopipe-notifier-refusal", data_keyword_argument="refusal",
-                           key_jmespath="[bucket, key]", expires_after_seconds=7 * 24 * 3600)
+                           key_jmespath="[bucket, key]", expires_after_seconds=7 * 24 * 3600,
+                           raise_on_no_key=False)
 
 
 @idempotency.decorate
