@@ -22,11 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from yolopipe_shared.errors import YolopipeError
+from yolopipe_shared.execution_report import parse_time
+from yolopipe_shared.layout import split_s3_uri
 from yolopipe_shared.parameters import Value
+from yolopipe_shared.refusal import Refusal
 
 from . import executions as ex
 from .aws import Aws, Settings, aws_errors
@@ -74,12 +78,36 @@ class Yolopipe:
     # --- datasets ----------------------------------------------------------------------------
 
     @staticmethod
-    def validate(path: str | Path, *, label_sample: int | None = None) -> Any:
-        """The trigger's checks on a local folder (dataset rules and yolopipe.yaml): a
-        ValidationReport (`.ok`, `.problems`, `.summary()`)."""
+    def validate(path: str | Path, *, label_sample: int | None = None, images: bool = False,
+                 limits: Any = None) -> Any:
+        """The trigger's checks on a local folder (dataset rules and yolopipe.yaml within `limits`, a
+        StackLimits: the template's defaults unless given): a ValidationReport (`.ok`, `.problems`,
+        `.summary()`); `images` also decodes every image and looks for orphan label files (what only
+        a local copy allows)."""
+        from yolopipe_shared.overrides import TEMPLATE_DEFAULT_LIMITS
+
         from .datasets.validate import check_dataset_folder
 
-        return check_dataset_folder(path, label_sample=label_sample)
+        return check_dataset_folder(path, label_sample=label_sample, images=images,
+                                    limits=limits or TEMPLATE_DEFAULT_LIMITS)
+
+    def stack_limits(self) -> Any:
+        """The deployed stack's bounds on a dataset's yolopipe.yaml (a StackLimits), as its trigger
+        applies them; the template's defaults when the stack cannot be read (--bucket without a stack)."""
+        from botocore.exceptions import ClientError
+
+        from yolopipe_shared.overrides import StackLimits
+
+        with aws_errors(what=f"stack {self.aws.settings.stack!r}"):
+            try:
+                stacks = self.aws.client("cloudformation").describe_stacks(StackName=self.aws.settings.stack)["Stacks"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ValidationError":  # "stack does not exist"
+                    raise
+                stacks = []
+        values = {p["ParameterKey"]: str(p.get("ParameterValue", "")) for s in stacks[:1]
+                  for p in s.get("Parameters") or []}
+        return StackLimits.from_stack_parameters(values)
 
     @staticmethod
     def convert(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Any:
@@ -103,15 +131,50 @@ class Yolopipe:
         from .upload import upload_dataset
 
         if validate:
-            self.validate(path).raise_if_rejected()
+            self.validate(path, limits=self.stack_limits()).raise_if_rejected()
         with aws_errors(what=f"bucket {self.aws.bucket()!r}"):
             return upload_dataset(self.aws.client("s3", max_pool_connections=workers), path, self.aws.bucket(), name,
                                   trigger=trigger, delete_stale=delete_stale, workers=workers, plan=plan,
                                   progress=progress)
 
-    def wait_for_trigger(self, dataset_uri: str, *, since: Any, timeout: float = 120.0) -> str | None:
-        """The execution the trigger starts for an uploaded dataset, or None within `timeout` seconds."""
-        return ex.wait_for_execution(self._sm, self.aws.pipeline_name(), dataset_uri, since=since, timeout=timeout)
+    def wait_for_trigger(self, dataset_uri: str, *, since: Any, timeout: float = 120.0,
+                         version: str = "") -> str | Refusal | None:
+        """What the trigger did with an uploaded dataset (its data.yaml `version`, written at `since`):
+        the execution ARN it started, its Refusal (seconds after it happens), or None after `timeout`."""
+        from .refusals import wait_for_outcome
+
+        bucket, prefix = split_s3_uri(dataset_uri)
+        dataset = prefix.rstrip("/").rsplit("/", 1)[-1]
+        return wait_for_outcome(self._sm, self.aws.client("s3"), pipeline=self.aws.pipeline_name(), bucket=bucket,
+                                dataset=dataset, dataset_uri=dataset_uri, since=since, version=version,
+                                timeout=timeout)
+
+    def refusals(self, *, limit: int = 20, dataset: str | None = None) -> list[Refusal]:
+        """The trigger's newest refusals (refusals/<name>/<version>.json), of one dataset when given."""
+        from .refusals import list_refusals
+
+        return list_refusals(self.aws.client("s3"), self.aws.bucket(), limit=limit, dataset=dataset)
+
+    def _known_refusals(self, limit: int) -> list[Refusal]:
+        """`refusals`, or none when no dataset bucket is known (a pipeline given without its stack)."""
+        from .aws import NotFound
+
+        try:
+            self.aws.bucket()
+        except NotFound:
+            return []
+        return self.refusals(limit=limit)
+
+    def latest_refusal(self) -> Refusal | None:
+        """The newest refusal when it is newer than the newest execution (what `watch latest` shows
+        after an upload the trigger refused), else None."""
+        newest = self._known_refusals(1)
+        if not newest:
+            return None
+        started = [row["started"] for row in ex.list_executions(self._sm, self.aws.pipeline_name(), limit=1)]
+        refused = parse_time(newest[0].refused_at)
+        latest = parse_time(started[0]) if started else None
+        return newest[0] if latest is None or (refused is not None and refused >= latest) else None
 
     # --- pipelines and executions ----------------------------------------------------------
 
@@ -197,7 +260,13 @@ class Yolopipe:
         return ex.start_run(self._sm, request)
 
     def executions(self, *, limit: int = 20) -> list[dict[str, Any]]:
-        return ex.list_executions(self._sm, self.aws.pipeline_name(), limit=limit)
+        """The newest executions and refused datasets (status Refused, no id), newest first."""
+        from .refusals import refusal_row
+
+        rows = ex.list_executions(self._sm, self.aws.pipeline_name(), limit=limit)
+        rows += [refusal_row(refusal) for refusal in self._known_refusals(limit)]
+        rows.sort(key=lambda row: parse_time(row["started"]) or datetime.min.replace(tzinfo=UTC), reverse=True)
+        return rows[:limit]
 
     def status(self, execution: str = "latest") -> ExecutionStatus:
         return ex.execution_status(self._sm, self.resolve(execution))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from yolopipe_shared.errors import YolopipeError
-from yolopipe_shared.layout import MARKER_FILE
+from yolopipe_shared.layout import MARKER_FILE, dataset_version
 
 DATASETS_PREFIX = "datasets/"
 #: Files above this go in parts (boto3's default too); the ETag check computes parts the same way.
@@ -77,6 +77,8 @@ class UploadResult:
     marker_written: bool = False
     #: When S3 stored the marker (its LastModified): executions the trigger starts come after.
     marker_time: datetime | None = None
+    #: The marker's version (versionId, else ETag): the trigger's refusal record is named after it.
+    marker_version: str = ""
     seconds: float = 0.0
     files: list[str] = field(default_factory=list, repr=False)
     #: Links out of the dataset folder that were not followed (see UploadPlan.outside_links).
@@ -278,7 +280,9 @@ def upload_dataset(
         result.bytes_sent += _put(s3, bucket, plan.marker)
         result.uploaded += 1
         result.marker_written = True
-        result.marker_time = s3.head_object(Bucket=bucket, Key=plan.marker.key).get("LastModified")
+        head = s3.head_object(Bucket=bucket, Key=plan.marker.key)
+        result.marker_time = head.get("LastModified")
+        result.marker_version = dataset_version(head.get("VersionId"), head.get("ETag"))
         if progress:
             progress(1, plan.marker.size)
     elif plan.marker is not None and plan.marker_up_to_date:

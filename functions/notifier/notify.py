@@ -198,6 +198,12 @@ def send_to_slack(report: ExecutionReport, *, webhook: WebhookLookup, post: Call
                   config: NotifierConfig, deadline: float | None) -> str:
     """Post the report to Slack; never raises (the email is already out). Returns what happened, in
     words that hold neither the webhook URL nor any other secret value."""
+    return send_message(slack_message(report), webhook=webhook, post=post, config=config, deadline=deadline)
+
+
+def send_message(payload: dict[str, Any], *, webhook: WebhookLookup, post: Callable[..., slack.Delivery],
+                 config: NotifierConfig, deadline: float | None) -> str:
+    """Post one Block Kit payload to the webhook; never raises (see send_to_slack)."""
     try:
         url = webhook()
     except (ClientError, BotoCoreError) as error:
@@ -207,7 +213,7 @@ def send_to_slack(report: ExecutionReport, *, webhook: WebhookLookup, post: Call
     if not url:
         return "not configured"
     try:
-        delivery = post(url, slack_message(report), timeout=config.slack_timeout_seconds,
+        delivery = post(url, payload, timeout=config.slack_timeout_seconds,
                         max_attempts=config.slack_max_attempts, deadline=deadline)
     except slack.SlackDeliveryFailed as error:
         logger.error("Slack notification failed: %s", error)

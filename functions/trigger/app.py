@@ -2,7 +2,7 @@
 
 Env (template.yaml): PIPELINE_NAME, IDEMPOTENCY_TABLE, NOTIFY_TOPIC_ARN; optional MAX_EPOCHS,
 DATASET_PREFIX, IDEMPOTENCY_TTL_SECONDS, LABEL_SAMPLE, ALLOWED_INSTANCE_TYPES, MAX_RUNTIME_SECONDS.
-Logic: start_training.py.
+Logic: start_training.py; a refusal is recorded and announced by record_refusal.py.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ logger = Logger(service="yolopipe-trigger")
 s3 = boto3.client("s3")
 sagemaker = boto3.client("sagemaker")
 sns = boto3.client("sns")
+events = boto3.client("events")
 # One record per dataset version: (bucket, key, versionId or eTag).
 idempotency = once(table_name=CONFIG.idempotency_table, dynamodb=boto3.client("dynamodb"),
                    key_prefix="yolopipe-trigger", data_keyword_argument="marker",
@@ -32,7 +33,8 @@ persistence = idempotency.persistence
 
 @idempotency.decorate
 def start_once(marker: dict[str, str]) -> dict[str, Any]:
-    return start_training(DatasetMarker.from_dict(marker), s3=s3, sagemaker=sagemaker, sns=sns, config=CONFIG)
+    return start_training(DatasetMarker.from_dict(marker), s3=s3, sagemaker=sagemaker, sns=sns, events=events,
+                          config=CONFIG)
 
 
 @logger.inject_lambda_context(correlation_id_path='Records[0].responseElements."x-amz-request-id"', clear_state=True)

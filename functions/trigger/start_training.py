@@ -16,6 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.exceptions import ClientError
+from record_refusal import record_refusal
 from s3_events import DatasetMarker, markers_from_event
 from trigger_config import TriggerConfig
 
@@ -58,12 +59,13 @@ def read_overrides(s3: Any, marker: DatasetMarker, limits: StackLimits) -> tuple
     return parse_overrides(text, limits)
 
 
-def start_training(marker: DatasetMarker, *, s3: Any, sagemaker: Any, sns: Any,
+def start_training(marker: DatasetMarker, *, s3: Any, sagemaker: Any, sns: Any, events: Any,
                    config: TriggerConfig) -> dict[str, Any]:
     """Validate one dataset version and start its pipeline execution, or refuse it.
 
     Returns a JSON-able outcome (the idempotency layer stores it and replays it for duplicates).
-    A refusal is a normal outcome: the problems go to the topic and nothing is retried. So is a
+    A refusal is a normal outcome: the problems are recorded under refusals/ (the CLI reads them),
+    announced to the notifier (Slack) and sent to the topic (email); nothing is retried. So is a
     misplaced marker (a data.yaml not at `datasets/<name>/data.yaml`): the uploader is told where it
     belongs, once per object version, as this runs under the same idempotency record.
     """
@@ -84,10 +86,13 @@ def start_training(marker: DatasetMarker, *, s3: Any, sagemaker: Any, sns: Any,
     overrides, override_problems = read_overrides(s3, marker, config.limits)
     problems: list[Problem] = [*report.problems, *override_problems]
     if problems:
+        # Record and event first: repeating them is harmless (one Slack post per record), an email is not.
+        refusal = record_refusal(s3, events, marker, problems)
         publish_refusal(sns, config.notify_topic_arn, marker, problems)
         logger.info("dataset refused", extra={"dataset": marker.dataset, "problems": len(problems)})
         # The outcome is stored in the idempotency record (a DynamoDB item holds at most 400 KB)
         return {"outcome": "refused", "dataset": marker.dataset, "problem_count": len(problems),
+                "refusal_uri": refusal.uri,
                 "problems": [_truncate(str(p), MAX_PROBLEM_CHARS) for p in problems[:MAX_PROBLEMS_LISTED]]}
 
     values = {**parameters.dataset_parameters(marker.dataset_uri, marker.version), **overrides}

@@ -86,6 +86,8 @@ def test_refused_dataset_starts_nothing_and_says_why(run_locally: Any, sample_da
     assert any("download" in p and "data.yaml" in p for p in result.problems), result.problems
     assert [e.subject for e in result.emails] == ["yolopipe: dataset bad-yaml refused"]
     assert "download" in result.emails[0].body
+    # AND the notifier posted it to Slack (the trigger's event, routed by the template's rule)
+    assert any("Dataset refused: bad-yaml" in json.dumps(m, ensure_ascii=False) for m in result.slack_messages)
     assert "Refused by the trigger" in "\n".join(lines)
     assert (Path(result.output_dir) / "emails.txt").read_text().count("Subject:") == 1
 

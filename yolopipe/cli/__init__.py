@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from yolopipe_shared.dataset_sources import NotADatasetFolder
 from yolopipe_shared.errors import DatasetRejected, ExecutionNotFound, ParameterError, PipelineNotFound, YolopipeError
 
 from .commands import cmd_local, cmd_render, delegate
@@ -42,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except ParameterError as error:
         err(f"{error} (see `yolopipe {args.command} --help`)")
+        return EXIT_USAGE
+    except NotADatasetFolder as error:  # the PATH argument names no folder: bad usage, as the README says
+        err(str(error))
         return EXIT_USAGE
     except DatasetRejected as error:
         for problem in error.problems[:50]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from yolopipe_shared import parameters
 from yolopipe_shared.errors import YolopipeError
 from yolopipe_shared.layout import TERMINAL_STATUSES
+from yolopipe_shared.refusal import Refusal
 
 from .output import (
     EXIT_FAILED,
@@ -22,6 +23,7 @@ from .output import (
     fmt_usd,
     print_json,
     progress_bar,
+    refusal_text,
     table,
 )
 
@@ -68,12 +70,15 @@ def cmd_dataset_validate(args: argparse.Namespace) -> int:
 
     # The trigger's checks, yolopipe.yaml included. Locally every label is read (20,000 in well
     # under a second); --sample trades that for speed.
-    report = Yolopipe.validate(args.path, label_sample=args.sample)
+    # Plus what only a local copy shows: every image decodes, every label file has its image.
+    report = Yolopipe.validate(args.path, label_sample=args.sample, images=True)
     if args.json:
         print_json({
             "ok": report.ok, "location": report.location, "problems": [str(p) for p in report.problems],
             "warnings": [str(w) for w in report.warnings], "names": report.names,
             "images_per_split": report.images_per_split, "labels_checked": report.labels_checked,
+            "images_decoded": report.images_decoded,
+            "images_without_labels_per_split": report.missing_labels_per_split,
         })
     else:
         print(report.summary(limit=args.limit))
@@ -104,7 +109,7 @@ def cmd_dataset_convert(args: argparse.Namespace) -> int:
 def cmd_upload(args: argparse.Namespace) -> int:
     client = _client(args)
     if not args.no_validate:
-        report = client.validate(args.path)
+        report = client.validate(args.path, limits=client.stack_limits())
         report.raise_if_rejected()
         if not args.json:
             counts = ", ".join(f"{split} {n:,}" for split, n in report.images_per_split.items())
@@ -161,10 +166,12 @@ def _watch_triggered(args: argparse.Namespace, client: Yolopipe, result: Any) ->
 
     print("waiting for the trigger to start it...", flush=True)
     arn = client.wait_for_trigger(result.s3_uri, since=result.marker_time or datetime.now(UTC),
-                                  timeout=args.start_timeout)
+                                  timeout=args.start_timeout, version=result.marker_version)
+    if isinstance(arn, Refusal):
+        return _show_refusal(args, arn)
     if arn is None:
-        err(f"no execution started within {args.start_timeout:g}s: the trigger may have refused the dataset "
-            "(the notification says why), or it is slow; check `yolopipe executions list`")
+        err(f"the trigger neither started an execution nor refused the dataset within {args.start_timeout:g}s: "
+            "it is slow or failed (its dead-letter queue says why); check `yolopipe executions list`")
         return EXIT_FAILED
     print(f"started {arn}")
     return _watch(args, client, arn)
@@ -253,7 +260,7 @@ def cmd_executions_list(args: argparse.Namespace) -> int:
         print(f"pipeline {client.aws.pipeline_name()} has no executions yet: `yolopipe upload PATH --name NAME` "
               "or `yolopipe run --dataset NAME`")
     else:
-        print(table([(r["id"], r["status"], r["started"], r["display_name"], r["failure_reason"][:60])
+        print(table([(r["id"] or "-", r["status"], r["started"], r["display_name"], r["failure_reason"][:60])
                       for r in rows], ("EXECUTION", "STATUS", "STARTED", "DISPLAY NAME", "REASON")))
     return EXIT_OK
 
@@ -263,7 +270,18 @@ def cmd_executions_list(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     client = _client(args)
+    refusal = client.latest_refusal() if args.execution == "latest" else None
+    if refusal is not None:  # the newest upload started nothing: say why
+        return _show_refusal(args, refusal)
     return _watch(args, client, client.resolve(args.execution))
+
+
+def _show_refusal(args: argparse.Namespace, refusal: Refusal) -> int:
+    if args.json:
+        print_json({"status": "Refused", **refusal.to_dict()})
+    else:
+        print(refusal_text(refusal))
+    return EXIT_FAILED
 
 
 def _watch(args: argparse.Namespace, client: Yolopipe, arn: str) -> int:

@@ -175,3 +175,12 @@ def progress_bar(total: int, *, enabled: bool) -> Any:
     return _Bar()
 
 
+def refusal_text(refusal: Any) -> str:
+    """A refused upload as the CLI shows it: what was refused, each problem, where the record is."""
+    return "\n".join([
+        f"Refused: dataset {refusal.dataset} (version {refusal.version}) started no training, "
+        f"{refusal.problem_count} problem(s):",
+        *(f"  {line}" for line in refusal.lines()),
+        f"record: {refusal.uri}",
+        "fix them, check with `yolopipe dataset validate PATH`, then upload again",
+    ])

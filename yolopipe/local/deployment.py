@@ -33,8 +33,9 @@ class LocalRunError(YolopipeError):
 
 
 def process_env(emulator: Emulator) -> dict[str, str]:
-    """A function's process environment: like Lambda's, nothing inherited but the basics."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+    """A function's process environment: like Lambda's, nothing inherited but the basics (and
+    PYTHONPATH, so that a checkout whose package is not the installed one runs its own layer)."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV", "PYTHONPATH")
     return {**{k: os.environ[k] for k in keep if k in os.environ}, **emulator.environment()}
 
 

@@ -1,9 +1,12 @@
 """The events AWS sends our functions in local mode: the S3 notification for a dataset marker
-(to the trigger) and the EventBridge event SageMaker emits when a pipeline execution's status
-changes (to the notifier)."""
+(to the trigger), the EventBridge event SageMaker emits when a pipeline execution's status
+changes (to the notifier), and EventBridge's routing of our own custom events (the trigger's
+"Dataset Refused") by template.yaml's rules: the emulator's rules send them to a queue, and local
+mode hands each one to the notifier, as EventBridge invokes it."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -67,3 +70,51 @@ def s3_marker_event(s3: Any, bucket: str, key: str, region: str, *, version: str
                "bucket": {"name": bucket, "ownerIdentity": {"principalId": "LOCAL"}, "arn": f"arn:aws:s3:::{bucket}"},
                "object": obj},
     }]}
+
+
+def custom_event_patterns(template: dict[str, Any], function: str, refs: dict[str, str]) -> list[dict[str, Any]]:
+    """The EventBridge rule patterns of `function` in template.yaml for events that are not AWS's
+    own (`source` not `aws.*`), with `!Ref`s resolved from `refs`."""
+    events = ((((template.get("Resources") or {}).get(function) or {}).get("Properties") or {}).get("Events") or {})
+    patterns = []
+    for event in events.values():
+        pattern = (event.get("Properties") or {}).get("Pattern") or {}
+        if event.get("Type") == "EventBridgeRule" and not any(
+                str(source).startswith("aws.") for source in pattern.get("source") or []):
+            patterns.append(_resolve_refs(pattern, refs))
+    return patterns
+
+
+def _resolve_refs(value: Any, refs: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and str(value["Ref"]) in refs:
+            return refs[str(value["Ref"])]
+        return {key: _resolve_refs(item, refs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve_refs(item, refs) for item in value]
+    return value
+
+
+def route_custom_events(events: Any, sqs: Any, template: dict[str, Any], function: str, refs: dict[str, str],
+                        name: str) -> str:
+    """Create `function`'s custom-event rules on the emulator's default bus, each targeting one queue;
+    return the queue's URL (drain it with `take_routed_events`)."""
+    queue_url = str(sqs.create_queue(QueueName=f"{name}-events")["QueueUrl"])
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for index, pattern in enumerate(custom_event_patterns(template, function, refs)):
+        rule = f"{name}-{function}-{index}"[:64]
+        events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=rule, Targets=[{"Id": function[:64], "Arn": queue_arn}])
+    return queue_url
+
+
+def take_routed_events(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every event the rules routed so far, in order (removed from the queue)."""
+    taken: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages")
+        if not messages:
+            return taken
+        for message in messages:
+            taken.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

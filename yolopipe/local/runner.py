@@ -24,7 +24,7 @@ from yolopipe_shared.layout import MARKER_FILE, TERMINAL_STATUSES
 from . import sinks
 from .deployment import STACK_PROPERTIES, LocalRunError, deploy_pipeline, job_env, process_env
 from .emulator import Emulator
-from .events import s3_marker_event
+from .events import route_custom_events, s3_marker_event, take_routed_events
 from .lambdas import InvocationFailed, invoke
 from .results import LocalRunResult, collect, save_execution, save_refusal, show, step_phases
 from .scheduler import Execution, LocalExecutor, short_reason
@@ -101,9 +101,12 @@ def run_local(
             emulator.start()
             if receiver is not None:
                 receiver.start()
-            clients = {s: emulator.client(s) for s in ("s3", "dynamodb", "sns", "sqs", "secretsmanager", "sagemaker")}
+            clients = {s: emulator.client(s) for s in ("s3", "dynamodb", "sns", "sqs", "secretsmanager", "sagemaker",
+                                                       "events")}
             stack = create_stack(clients, region=emulator.region,
                                  slack_webhook_url=slack_webhook_url or (receiver.url if receiver else ""))
+            routed = route_custom_events(clients["events"], clients["sqs"], stack.template, "NotifierFunction",
+                                         stack.refs(), "yolopipe-local")
             executor = LocalExecutor(
                 emulator.client("s3"), emulator.client("sagemaker"), work / "jobs", region=emulator.region,
                 on_event=events.put, on_progress=lambda _e, text: log(text),
@@ -149,8 +152,13 @@ def run_local(
         if item.get("outcome") != "started":
             result.problems = [str(p) for p in item.get("problems") or []]
             log(f"trigger refused the dataset ({len(result.problems)} problem(s)); nothing was started")
+            notifier = function_spec(stack.template, "NotifierFunction", "functions/notifier")
+            for routed_event in take_routed_events(clients["sqs"], routed):  # Dataset Refused -> Slack
+                invoke(notifier, routed_event, {**process_env(emulator), **stack.environment(notifier)},
+                       log_file=work / "logs" / "notifier.log")
+            result.slack_messages = receiver.take() if receiver else []
             result.emails = sinks.Inbox(clients["sqs"], stack.email_queue_url).take()
-            show(say, [], result.emails)
+            show(say, result.slack_messages, result.emails)
             result.output_dir = save_refusal(Path(output_dir), result, work)
         else:
             arn = str(item["execution_arn"])

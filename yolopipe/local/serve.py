@@ -29,7 +29,7 @@ from yolopipe_shared.layout import TERMINAL_STATUSES
 from . import sinks
 from .deployment import STACK_PROPERTIES, deploy_pipeline, job_env, process_env
 from .emulator import Emulator
-from .events import s3_marker_event
+from .events import route_custom_events, s3_marker_event, take_routed_events
 from .lambdas import InvocationFailed, invoke
 from .results import LocalRunResult, collect, save_execution, show
 from .scheduler import LocalExecutor
@@ -100,7 +100,7 @@ class LocalServer:
             if receiver is not None:
                 receiver.start()
             clients = {s: self.emulator.client(s) for s in
-                       ("s3", "dynamodb", "sns", "sqs", "secretsmanager", "sagemaker", "cloudformation")}
+                       ("s3", "dynamodb", "sns", "sqs", "secretsmanager", "sagemaker", "cloudformation", "events")}
             stack = create_stack(clients, region=self.emulator.region,
                                  slack_webhook_url=self.slack_webhook_url or (receiver.url if receiver else ""))
             executor = LocalExecutor(self.emulator.client("s3"), self.emulator.client("sagemaker"), work / "jobs",
@@ -118,6 +118,8 @@ class LocalServer:
             notifier = function_spec(stack.template, "NotifierFunction", "functions/notifier")
             base_env = process_env(self.emulator)
             inbox = sinks.Inbox(clients["sqs"], stack.email_queue_url)
+            routed = route_custom_events(clients["events"], clients["sqs"], stack.template, "NotifierFunction",
+                                         stack.refs(), f"yolopipe-{self.stack_name}")
             log(f"local stack '{self.stack_name}' ready on {self.endpoint_url}: bucket {stack.bucket}, "
                 f"pipeline {stack.pipeline_name}")
             self.say(f"  export YOLOPIPE_LOCAL_ENDPOINT={self.endpoint_url}")
@@ -138,6 +140,14 @@ class LocalServer:
                     except InvocationFailed as exc:
                         log(str(exc))
                     show(self.say, [], inbox.take())
+                for event in take_routed_events(clients["sqs"], routed):  # EventBridge rules -> the notifier
+                    try:
+                        invoke(notifier, event, {**base_env, **stack.environment(notifier)},
+                               log_file=work / "logs" / "notifier.log")
+                    except InvocationFailed as exc:
+                        log(f"notifier failed on {event.get('detail-type')}: {exc}")
+                    log(f"{event.get('detail-type')} -> functions/notifier")
+                    show(self.say, receiver.take() if receiver else [], inbox.take())
                 self._deliver(events, executor, notifier, {**base_env, **stack.environment(notifier)},
                               receiver, inbox, clients, stack, work, log)
                 self.stopped.wait(self.poll_s)

@@ -109,6 +109,10 @@ class LocalStack:
     region: str
     template: dict[str, Any] = field(default_factory=dict)
 
+    def refs(self) -> dict[str, str]:
+        """What the template's `!Ref`s to the stack's resources resolve to here."""
+        return self._refs()
+
     def _refs(self) -> dict[str, str]:
         return {
             "DatasetsBucket": self.bucket,

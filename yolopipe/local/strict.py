@@ -219,17 +219,17 @@ def _rules(shape: Shape) -> list[str]:
 def _check_for(shape: Shape, service: ServiceModel) -> Check:
     """The compiled check of `shape` (cached per service, API version and shape name)."""
     key = (service.service_name, service.api_version, shape.name)
-    check = _CHECKS.get(key)
-    if check is None:
-        with _COMPILING:  # the emulator serves from threads
-            check = _CHECKS.get(key)
-            if check is None:
-                # Recursive shapes (DynamoDB's AttributeValue...) reach themselves while compiling.
-                cell: list[Check] = []
-                _CHECKS[key] = lambda value, path, out: cell[0](value, path, out)
-                check = _compile(shape, service)
-                cell.append(check)
-                _CHECKS[key] = check
+    # Always under the lock (the emulator and upload's workers check from threads): while one thread
+    # compiles, _CHECKS holds placeholders that only that thread may call.
+    with _COMPILING:
+        check = _CHECKS.get(key)
+        if check is None:
+            # Recursive shapes (DynamoDB's AttributeValue...) reach themselves while compiling.
+            cell: list[Check] = []
+            _CHECKS[key] = lambda value, path, out: cell[0](value, path, out)
+            check = _compile(shape, service)
+            cell.append(check)
+            _CHECKS[key] = check
     return check
 
 

@@ -13,7 +13,9 @@ data.yaml is untrusted input (anyone who can write to the bucket wrote it):
   or Python when the val images are missing;
 - split paths (`train`, `val`, `test`; a string or a list; folders of images or .txt lists of
   images) are relative to the folder holding data.yaml: absolute paths, URLs, backslashes and
-  paths that climb out of that folder (`../`) are refused;
+  paths that climb out of that folder (`../`) are refused, except what Ultralytics itself reads
+  inside the dataset: one string split `../x` that lies outside is read as `x` (Roboflow exports
+  write `train: ../train/images` beside `train/`; see roboflow_fallback);
 - `path`: consumers rewrite it to wherever the dataset lies (the training channel, a temp dir),
   so it may only point *inside* the dataset: missing, empty or `.` (the usual), or a relative
   folder inside it (the split paths are then relative to that folder). An absolute or escaping
@@ -101,6 +103,15 @@ class DataYaml:
 
 def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | None, list[Problem]]:
     """Apply the data.yaml rules to `text`; return (DataYaml, []) or (None, problems)."""
+    parsed, problems = parse_data_yaml_partly(text, file=file)
+    return (None, problems) if problems or parsed is None else (parsed, [])
+
+
+def parse_data_yaml_partly(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | None, list[Problem]]:
+    """Every problem of `text`, and what of it is still usable: the class names and the splits that
+    passed, or None when the document or its names are unusable. Validation checks the dataset's
+    files and labels with it, so one pass reports data.yaml and label problems together; nothing may
+    train on a DataYaml that came with problems."""
     problems: list[Problem] = []
 
     def problem(line: int | None, message: str) -> None:
@@ -204,12 +215,16 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
                     f"`{split}` must be a path (or a list of paths) relative to data.yaml, not {short(entry)}",
                 )
                 continue
+            inside = roboflow_fallback(root, entry) if not isinstance(value, list) else None
+            if inside is not None:
+                resolved.append(inside)
+                continue
             why = unsafe_path(entry)
             if why:
                 problem(entry_line, f"`{split}: {entry}` {why}; use a path relative to data.yaml")
                 continue
             joined = posixpath.normpath(posixpath.join(root, entry))
-            if joined == ".." or joined.startswith("../"):
+            if _escapes(joined):
                 problem(entry_line, f"`{split}: {entry}` climbs out of the dataset; use a path inside it")
                 continue
             resolved.append(joined)
@@ -237,9 +252,9 @@ def parse_data_yaml(text: str, *, file: str = DATA_YAML) -> tuple[DataYaml | Non
         if data.get(key) is not None and (not isinstance(data[key], types) or isinstance(data[key], bool)):
             problem(lines.get(key), f"`{key}` must be a {types.__name__}; fix or remove it")
 
-    if problems or names is None:
+    if names is None:
         return None, problems
-    return DataYaml(names=names, splits=splits, raw=data, root=root, warnings=warnings, lines=lines), []
+    return DataYaml(names=names, splits=splits, raw=data, root=root, warnings=warnings, lines=lines), problems
 
 
 class YamlTooLarge(yaml.YAMLError):
@@ -325,6 +340,24 @@ def short(value: Any, limit: int = 40) -> str:
         return f"a {type(value).__name__}"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _escapes(normal: str) -> bool:
+    return normal == ".." or normal.startswith("../")
+
+
+def roboflow_fallback(root: str, entry: str) -> str | None:
+    """Where Ultralytics finds a split given as one string `../x` that lies outside the dataset: it
+    looks for `x` instead (check_det_dataset: `if not x.exists() and data[k].startswith("../")`), so
+    Roboflow's exports (`train: ../train/images` beside train/) train as they are. The path inside the
+    dataset (normalised, relative to data.yaml's folder), or None when this rule does not apply (the
+    path stays inside, is a list item, or still leaves the dataset without its first `../`)."""
+    if not entry.startswith("../") or unsafe_path(entry[3:]) is not None:
+        return None
+    if not _escapes(posixpath.normpath(posixpath.join(root, entry))):
+        return None
+    inside = posixpath.normpath(posixpath.join(root, entry[3:]))
+    return None if _escapes(inside) else inside
 
 
 def unsafe_path(value: str) -> str | None:

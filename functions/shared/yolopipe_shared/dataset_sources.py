@@ -25,6 +25,10 @@ class DatasetUnreadable(YolopipeError):
     """The dataset's storage could not be listed or read (missing folder or bucket, access denied)."""
 
 
+class NotADatasetFolder(DatasetUnreadable):
+    """The local path given as a dataset is not a folder (a wrong argument: the CLI exits 2)."""
+
+
 class TooManyFiles(YolopipeError):
     """The dataset holds more files than the caller can validate (`max_files`)."""
 
@@ -140,7 +144,7 @@ class LocalDatasetSource:
 
     def list_files(self, *, max_files: int | None = None) -> Listing:
         if not self.root.is_dir():
-            raise DatasetUnreadable(f"{self.root} is not a folder; give the folder that holds data.yaml")
+            raise NotADatasetFolder(f"{self.root} is not a folder; give the folder that holds data.yaml")
         files = _Collector(self.location, max_files)
         root_stat = os.stat(self.root)
         seen = {(root_stat.st_dev, root_stat.st_ino)}
@@ -173,7 +177,7 @@ class LocalDatasetSource:
             fd = os.open(os.path.join(self.root, path), os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
             if not self.root.is_dir():
-                raise DatasetUnreadable(f"{self.root} is not a folder; give the folder that holds data.yaml") from None
+                raise NotADatasetFolder(f"{self.root} is not a folder; give the folder that holds data.yaml") from None
             return None
         except OSError as exc:
             raise DatasetUnreadable(f"cannot read {self.root / path}: {exc.strerror}") from exc

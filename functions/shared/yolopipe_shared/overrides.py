@@ -35,6 +35,22 @@ class StackLimits:
     allowed_instance_types: tuple[str, ...] | None = None
     max_runtime_seconds: int | None = None
 
+    @classmethod
+    def from_stack_parameters(cls, values: dict[str, str]) -> StackLimits:
+        """The limits a deployed stack set (CloudFormation's parameter values by name); the template's
+        defaults for any it does not list."""
+        default = TEMPLATE_DEFAULT_LIMITS
+
+        def number(name: str, fallback: int | None) -> int | None:
+            try:
+                return int(values[name])
+            except (KeyError, ValueError):
+                return fallback
+
+        types = tuple(t.strip() for t in values.get("AllowedTrainingInstanceTypes", "").split(",") if t.strip())
+        return cls(number("MaxEpochs", default.max_epochs), types or default.allowed_instance_types,
+                   number("MaxTrainingRuntimeSeconds", default.max_runtime_seconds))
+
     def check(self, name: str, value: parameters.Value) -> None:
         """Raise ParameterError when `value` of parameter `name` is outside the stack's bounds."""
         if name == "Epochs" and self.max_epochs is not None and int(value) > self.max_epochs:
@@ -47,6 +63,16 @@ class StackLimits:
                 self.max_runtime_seconds:
             raise ParameterError(f"MaxRuntimeSeconds must be at most {self.max_runtime_seconds} on this stack "
                                  f"(MaxTrainingRuntimeSeconds), got {value}")
+
+
+#: template.yaml's defaults of MaxEpochs, AllowedTrainingInstanceTypes and MaxTrainingRuntimeSeconds: the
+#: limits a stack has unless its deployer changed them (tests/unit/shared/test_stack_limits.py compares).
+TEMPLATE_DEFAULT_LIMITS = StackLimits(
+    max_epochs=300,
+    allowed_instance_types=("ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge",
+                            "ml.g6.2xlarge"),
+    max_runtime_seconds=86400,
+)
 
 
 def parse_overrides(text: str, limits: StackLimits | None = None) -> tuple[dict[str, parameters.Value], list[Problem]]:

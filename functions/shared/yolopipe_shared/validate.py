@@ -1,4 +1,5 @@
-"""Whole-dataset validation: data.yaml, then the files it names, then a sample of labels.
+"""Whole-dataset validation: data.yaml, then the files it names, then a sample of labels, in one
+pass (a data.yaml problem does not hide the label problems behind it).
 
 One implementation for the trigger (an S3 prefix), `yolopipe dataset validate` / `upload` (a local
 folder) and train.py (the channel folder); sources are in dataset_sources.
@@ -11,7 +12,15 @@ import random
 from array import array
 from dataclasses import dataclass, field
 
-from .data_yaml import DATA_YAML, MAX_DATA_YAML_BYTES, DataYaml, Problem, parse_data_yaml, short, unsafe_path
+from .data_yaml import (
+    DATA_YAML,
+    MAX_DATA_YAML_BYTES,
+    DataYaml,
+    Problem,
+    parse_data_yaml_partly,
+    short,
+    unsafe_path,
+)
 from .dataset_sources import (
     DatasetSource,
     DatasetUnreadable,
@@ -59,6 +68,8 @@ class ValidationReport:
     labels_per_split: dict[str, int] = field(default_factory=dict)
     missing_labels_per_split: dict[str, int] = field(default_factory=dict)
     labels_checked: int = 0
+    #: Images decoded by `yolopipe dataset validate` (yolopipe/datasets/local_checks.py; 0 elsewhere).
+    images_decoded: int = 0
     data_yaml: DataYaml | None = None
 
     @property
@@ -71,7 +82,8 @@ class ValidationReport:
         head = (
             f"{self.location}: "
             + ("OK" if self.ok else f"REJECTED, {len(self.problems)} problem(s)")
-            + (f" ({counts}; {self.labels_checked:,} label files checked)" if counts else "")
+            + (f" ({counts}; {self.labels_checked:,} label files checked"
+               + (f", {self.images_decoded:,} images decoded" if self.images_decoded else "") + ")" if counts else "")
         )
         lines = [head, *(str(p) for p in self.problems[:limit])]
         if len(self.problems) > limit:
@@ -116,11 +128,12 @@ def validate_dataset(
     except UnicodeDecodeError:
         report.problems.append(Problem(DATA_YAML, None, "is not UTF-8 text; save it as UTF-8"))
         return report
-    data_yaml, problems = parse_data_yaml(text)
+    # One pass: data.yaml's problems, then the files and labels of what in it is still usable.
+    data_yaml, problems = parse_data_yaml_partly(text)
+    report.problems.extend(problems)
     if data_yaml is None:
-        report.problems.extend(problems)
         return report
-    report.data_yaml = data_yaml
+    report.data_yaml = None if problems else data_yaml
     report.names = list(data_yaml.names)
     report.warnings.extend(data_yaml.warnings)
 

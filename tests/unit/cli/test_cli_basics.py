@@ -67,7 +67,7 @@ def test_validate_refuses_a_download_key_with_its_line(cli: Any, sample_dataset:
 
 def test_validate_of_a_missing_folder_is_one_line(cli: Any, tmp_path: Path) -> None:
     result = cli("dataset", "validate", tmp_path / "nope")
-    assert result.code == 1
+    assert result.code == 2  # the README: 2 is bad usage (the PATH names no folder)
     assert result.err.count("\n") == 1 and "Traceback" not in result.err
 
 

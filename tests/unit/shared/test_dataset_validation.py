@@ -47,7 +47,7 @@ def test_missing_data_yaml_is_a_problem(sample_dataset) -> None:
     assert "not found" in problem.message
 
 
-def test_data_yaml_problems_stop_validation_and_are_reported(sample_dataset) -> None:
+def test_data_yaml_problems_are_reported_and_validation_goes_on(sample_dataset) -> None:
     ds = sample_dataset()
     with ds.data_yaml.open("a") as handle:
         handle.write("download: bash get.sh\n")
@@ -56,6 +56,23 @@ def test_data_yaml_problems_stop_validation_and_are_reported(sample_dataset) -> 
     assert "`download`" in problem.message
     with pytest.raises(DatasetRejected, match="download"):
         validate(ds.root).raise_if_rejected()
+
+
+def test_data_yaml_and_label_problems_are_reported_in_one_pass(sample_dataset) -> None:
+    """GIVEN a data.yaml with a problem (`download:`) and a split that climbs out, and a label file
+    with a class id out of range WHEN validated THEN all three are reported at once (the user fixes
+    them in one round), and the usable splits are still counted."""
+    ds = sample_dataset()
+    with ds.data_yaml.open("a") as handle:
+        handle.write("download: bash get.sh\ntest: ../../elsewhere\n")
+    label = sorted((ds.root / "labels" / "train").glob("*.txt"))[0]
+    label.write_text("9 0.5 0.5 0.2 0.2\n")
+    report = validate(ds.root)
+    found = [str(p) for p in report.problems]
+    assert any("`download`" in p for p in found), found
+    assert any("climbs out" in p for p in found), found
+    assert any(p.startswith(f"labels/train/{label.name}:1: class id 9") for p in found), found
+    assert report.images_per_split["train"] > 0 and report.data_yaml is None
 
 
 def test_a_declared_split_that_does_not_exist(sample_dataset) -> None:
