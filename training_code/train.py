@@ -7,10 +7,11 @@ Inputs   channel `dataset` (SM_CHANNEL_DATASET): a YOLO detection dataset, data.
          the model is built from the yolo11{variant}.yaml architecture (nothing is downloaded).
 Settings `--name value` arguments (how SageMaker passes hyperparameters) and SM_HPS (JSON); the
          arguments win. Our keys: variant, integrations, checkpoint-dir, model-dir, dataset,
-         weights, output-data-dir; and any Ultralytics train argument (epochs, batch, imgsz,
+         weights, output-data-dir, mlflow-tracking-uri, mlflow-experiment; and any Ultralytics train argument (epochs, batch, imgsz,
          lr0, patience, seed, workers, cache, ...). Unknown keys are refused with a close match.
          Unset batch/workers/cache/device get the fast values for this machine (fast_defaults).
-Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json;
+Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json (and mlflow_run.json when
+         tracking to MLflow: mlflow_tracking.py);
          SM_OUTPUT_DATA_DIR: plots. One line per epoch on stdout: `epoch 3/10 images/s=... map50_95=...`.
 Resume   A checkpoint every epoch in the checkpoint dir (`--checkpoint-dir`, else SM_CHECKPOINT_DIR, else
          /opt/ml/checkpoints in a SageMaker container, else ./runs/yolopipe/checkpoints).
@@ -59,7 +60,8 @@ from yolopipe_shared.parameters import BY_NAME, PARAMETERS  # noqa: E402
 
 VARIANTS = BY_NAME["ModelVariant"].choices or ()
 #: Our own settings (not Ultralytics'), with their defaults where they have one.
-OWN_KEYS = ("variant", "integrations", "checkpoint_dir", "model_dir", "output_data_dir", "dataset", "weights")
+OWN_KEYS = ("variant", "integrations", "checkpoint_dir", "model_dir", "output_data_dir", "dataset", "weights",
+            "mlflow_tracking_uri", "mlflow_experiment")
 #: Pipeline-parameter spellings accepted for the Ultralytics names.
 ALIASES = {**{spec.snake: spec.hyperparameter for spec in PARAMETERS
               if spec.hyperparameter and spec.snake != spec.hyperparameter}, "data_dir": "dataset"}
@@ -100,6 +102,9 @@ class TrainConfig:
     train_args: dict[str, Any]
     #: Which of train_args we chose for the machine (shown in the log and args.yaml).
     machine_defaults: dict[str, Any] = field(default_factory=dict)
+    #: MLflow tracking (mlflow_tracking.py): the tracking URI (None: off) and the experiment.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -257,6 +262,8 @@ def resolve_config(
     checkpoint_dir = Path(str(hps.pop("checkpoint_dir", None) or environ.get("SM_CHECKPOINT_DIR")
                               or _default_checkpoint_dir()))
 
+    mlflow_tracking_uri = str(hps.pop("mlflow_tracking_uri", None) or "") or None
+    mlflow_experiment = str(hps.pop("mlflow_experiment", None) or "") or None
     train_args = _check_ultralytics_types(hps)
     data = read_data_yaml(dataset_dir)  # refuses a bad data.yaml before anything else happens
     for split, entries in data.splits.items():
@@ -298,6 +305,8 @@ def resolve_config(
         integrations=integrations,
         train_args=train_args,
         machine_defaults=chosen,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        mlflow_experiment=mlflow_experiment,
     )
 
 
@@ -426,7 +435,9 @@ def _final_metrics(metrics: Any) -> dict[str, float]:
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train (or resume), then write the model dir and the plots. Returns metrics.json's content."""
     seed_everything(int(config.train_args.get("seed") or 0))
-    configure_settings(config.integrations)
+    configure_settings((*config.integrations, "mlflow") if config.mlflow_tracking_uri else config.integrations)
+    if config.mlflow_tracking_uri:
+        _start_mlflow_run(config)
     from ultralytics import YOLO
 
     for key, value in config.machine_defaults.items():
@@ -473,6 +484,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
         final = _final_metrics(model.metrics)
 
     return _write_outputs(config, run_dir, final, resumed_from)
+
+
+def _start_mlflow_run(config: TrainConfig) -> None:
+    """The run Ultralytics' MLflow callback logs to, named after the training job (mlflow_tracking.py)."""
+    from mlflow_tracking import start_training_run
+
+    job = os.environ.get("TRAINING_JOB_NAME") or "yolopipe-train"
+    tags = {"yolopipe.training_job": job, "yolopipe.dataset_version": os.environ.get("YOLOPIPE_DATASET_VERSION", "")}
+    start_training_run(str(config.mlflow_tracking_uri), experiment=config.mlflow_experiment, run_name=job,
+                       tags={k: v for k, v in tags.items() if v}, model_dir=config.model_dir)
 
 
 def _completed_epochs(run_dir: Path) -> int:

@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         if spec.name in ("DatasetS3Uri", "DatasetName"):  # --dataset gives both
             continue
         flags = [spec.flag] + (["--variant"] if spec.name == "ModelVariant" else [])
+        flags += ["--mlflow"] if spec.name == "MlflowTrackingUri" else []  # --mlflow URI; --mlflow '' turns it off
         metavar = {"integer": "N", "float": "X", "boolean": "true|false"}.get(spec.kind, "VALUE")
         group.add_argument(*flags, dest=dest(spec), metavar=metavar, default=None, help=_param_help(spec))
     sub.add_argument("--display-name", help="execution display name (default: cli-<dataset>-<time>)")

@@ -32,10 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-map50-95", type=float)
     parser.add_argument("--output", default="runs", help="where runs/<execution>/ goes (default: runs)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before the execution is stopped")
+    parser.add_argument("--mlflow-uri", metavar="URI", help="track the run in MLflow at this http(s) tracking URI "
+                        "(the stack's MlflowTrackingUri; default: off)")
     args = parser.parse_args(argv)
     try:
         result = run_local(args.dataset, name=args.name, epochs=args.epochs, imgsz=args.imgsz,
                            model_variant=args.model_variant, min_map50_95=args.min_map50_95,
+                           overrides={"MlflowTrackingUri": args.mlflow_uri} if args.mlflow_uri else None,
                            output_dir=args.output, timeout_s=args.timeout)
     except YolopipeError as exc:
         print(f"error: {exc}", file=sys.stderr)

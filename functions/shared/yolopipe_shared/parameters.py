@@ -25,6 +25,13 @@ from .errors import ParameterError
 Kind = Literal["string", "integer", "float", "boolean"]
 Value = str | int | float | bool
 
+#: An MLflow tracking URI the jobs may log to: empty (off), a SageMaker MLflow tracking server's ARN, or an
+#: http(s) URL without user:password@ (it would reach the logs) and short enough for a processing job's
+#: 256-character argument. template.yaml's MlflowTrackingUri AllowedPattern is the same rule.
+MLFLOW_URI_PATTERN = (r"(arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:[0-9]{12}:mlflow-tracking-server/"
+                      r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,127}"
+                      r"|https?://[A-Za-z0-9.\-]{1,100}(:[0-9]{1,5})?(/[A-Za-z0-9._~%/\-]{0,80})?)?")
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -202,6 +209,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "ModelPackageGroupName", "string", "yolopipe-models",
         "model package group the approved candidates are registered in",
         pattern=r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", overridable=False,
+    ),
+    ParameterSpec(
+        "MlflowTrackingUri", "string", "",
+        "MLflow tracking: a SageMaker MLflow tracking server ARN or an http(s) tracking URI without credentials "
+        "(empty: off); the stack's MlflowTrackingUri by default",
+        pattern=MLFLOW_URI_PATTERN, overridable=False, hyperparameter="mlflow_tracking_uri",
     ),
 )
 
