@@ -152,4 +152,8 @@ def mlflow_line(evaluation: dict[str, Any]) -> str | None:
     if not isinstance(run, dict) or not run.get("run_id"):
         return None
     where = run.get("url") or f"{run.get('tracking_uri')} (open it from SageMaker Studio's MLflow)"
-    return f"MLflow run {run.get('run_name')} (run id {run.get('run_id')}): {where}"
+    return f"MLflow run {run.get('run_name')} (run id {run.get('run_id')}): {where}"[:MLFLOW_LINE_MAX]
+
+
+#: The MLflow line's bound (evaluation.json is the job's output: never trusted to be small).
+MLFLOW_LINE_MAX = 600
