@@ -411,8 +411,8 @@ def _evaluate_step(config: PipelineConfig, session: Any, params: dict[str, Any],
             "--model-package-group", params["ModelPackageGroupName"],
             "--min-map50-95", params["MinMap50_95"].to_string(),
             "--min-improvement", params["MinImprovement"].to_string(),
-            # MLflow (off when empty): one `--name=value` string, as an argument may not be empty.
-            Join(on="", values=["--mlflow-tracking-uri=", params["MlflowTrackingUri"]]),
+            # MLflow tracking (off when empty) of the run that trained the model, named after the execution.
+            "--mlflow-tracking-uri", params["MlflowTrackingUri"],
             "--mlflow-experiment", ExecutionVariables.PIPELINE_NAME,
             "--mlflow-run-name", ExecutionVariables.PIPELINE_EXECUTION_ID,
         ],

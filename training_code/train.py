@@ -7,8 +7,9 @@ Inputs   channel `dataset` (SM_CHANNEL_DATASET): a YOLO detection dataset, data.
          the model is built from the yolo11{variant}.yaml architecture (nothing is downloaded).
 Settings `--name value` arguments (how SageMaker passes hyperparameters) and SM_HPS (JSON); the
          arguments win. Our keys: variant, integrations, checkpoint-dir, model-dir, dataset,
-         weights, output-data-dir, mlflow-tracking-uri, mlflow-experiment; and any Ultralytics train argument (epochs, batch, imgsz,
-         lr0, patience, seed, workers, cache, ...). Unknown keys are refused with a close match.
+         weights, output-data-dir, mlflow-tracking-uri, mlflow-experiment; and any Ultralytics
+         train argument (epochs, batch, imgsz, lr0, patience, seed, workers, cache, ...). Unknown
+         keys are refused with a close match.
          Unset batch/workers/cache/device get the fast values for this machine (fast_defaults).
 Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json (and mlflow_run.json when
          tracking to MLflow: mlflow_tracking.py);

@@ -15,7 +15,8 @@ Custom resource properties (CloudFormation sends every value as a string):
     KeepOnDelete ("true": keep the pipeline when the resource is deleted)
     UseSpotInstances (default "true")  ContainerImageAccountId (empty: the build's table for Region)
     DefaultTrainingInstanceType, MinMap50_95, MinImprovement, ModelPackageGroupName, MlflowTrackingUri: the
-    stack's defaults for those pipeline parameters (an empty MlflowTrackingUri leaves tracking off). CodeVersion: the deploy function's published version; it changes with
+    stack's defaults for those pipeline parameters (an empty MlflowTrackingUri leaves tracking off).
+    CodeVersion: the deploy function's published version; it changes with
     every build, so CloudFormation sends an Update whenever the definition or code changed.
     Any other property is ignored.
 Returns (Fn::GetAtt): PipelineArn, PipelineName, CodeS3Uri, DefinitionSha256, ImageAccountId;

@@ -31,7 +31,7 @@ def test_without_a_tracking_uri_neither_job_imports_mlflow(make_dataset, tmp_pat
     assert train.returncode == 0, train.stderr[-3000:]
     evaluate = subprocess.run(
         [sys.executable, "-X", "importtime", str(EVALUATE), "--model", str(job.model_dir), "--data",
-         str(sample.root), "--output", str(tmp_path / "evaluation"), "--mlflow-tracking-uri=",
+         str(sample.root), "--output", str(tmp_path / "evaluation"), "--mlflow-tracking-uri", "",
          "--mlflow-run-name", "execution-1"],
         env=env, cwd=job.root, capture_output=True, text=True, timeout=600, check=False)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]

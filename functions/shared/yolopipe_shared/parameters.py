@@ -118,7 +118,9 @@ class ParameterSpec:
         if self.choices is not None and str(value) not in self.choices:
             raise ParameterError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
-            raise ParameterError(f"{self.name} {value!r} is not valid: {self.help}")
+            # A URL's user:password@ is a secret: never echoed into an error (hence a log or a notice).
+            shown = "(a URL with credentials, not shown)" if re.search(r"//[^/\s]*@", str(value)) else repr(value)
+            raise ParameterError(f"{self.name} {shown} is not valid: {self.help}")
         if self.kind in ("integer", "float") and not isinstance(value, bool):
             assert isinstance(value, int | float)
             if not math.isfinite(value):
