@@ -250,6 +250,7 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
         OutputDataConfig,
         StoppingCondition,
     )
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow.steps import CacheConfig, TrainingStep
     from sagemaker.train import ModelTrainer
@@ -318,6 +319,9 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
             # floats as text, as CreateTrainingJob's string-only HyperParameters require.
             **{spec.hyperparameter: params[spec.name] if spec.kind == "string" else params[spec.name].to_string()
                for spec in PARAMETERS if spec.hyperparameter},
+            # MLflow runs go to an experiment named after the pipeline (constant: the step cache holds).
+            # Not the execution id, which would make every execution retrain: evaluate.py names the run.
+            "mlflow_experiment": ExecutionVariables.PIPELINE_NAME,
         },
         input_data_config=[InputData(channel_name="dataset", data_source=params["DatasetS3Uri"])],
         checkpoint_config=CheckpointConfig(s3_uri=checkpoint_uri, local_path="/opt/ml/checkpoints"),
@@ -415,6 +419,10 @@ def _evaluate_step(config: PipelineConfig, session: Any, params: dict[str, Any],
             "--model-package-group", params["ModelPackageGroupName"],
             "--min-map50-95", params["MinMap50_95"].to_string(),
             "--min-improvement", params["MinImprovement"].to_string(),
+            # MLflow tracking (off when empty) of the run that trained the model, named after the execution.
+            "--mlflow-tracking-uri", params["MlflowTrackingUri"],
+            "--mlflow-experiment", ExecutionVariables.PIPELINE_NAME,
+            "--mlflow-run-name", ExecutionVariables.PIPELINE_EXECUTION_ID,
         ],
     )
     report = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name=EVALUATION_OUTPUT_NAME, path=EVALUATION_FILE)

@@ -12,7 +12,8 @@ training job's). The test split is scored, the val split when there is none (rec
      "per_class": [{"name", "map50", "map50_95", "precision", "recall", "instances"}],
      "split": "test"|"val", "images": N, "instances": N, "model": {...},
      "baseline": {"model_package_arn", "version", "metrics": {...}} | null,
-     "comparison": {"improvement", "verdict", "summary"}}
+     "comparison": {"improvement", "verdict", "summary"},
+     "mlflow": {"tracking_uri", "experiment_id", "run_id", "run_name", "url"} | null}
 
 Champion / challenger: with `--model-package-group NAME` the group's latest Approved model
 package is downloaded (its ModelDataUrl) and scored on the same split with the same settings;
@@ -48,6 +49,7 @@ from yolopipe_shared.evaluation import (  # noqa: E402
     COMPARISON_KEY,
     EVALUATION_FILE,
     METRICS,
+    MLFLOW_KEY,
     QUALITY_METRIC,
     compare_with_baseline,
 )
@@ -77,6 +79,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="the pipeline's MinMap50_95, for the verdict's wording only")
     parser.add_argument("--min-improvement", type=float, default=None,
                         help="the pipeline's MinImprovement, for the verdict's wording only")
+    parser.add_argument("--mlflow-tracking-uri", default="",
+                        help="log the evaluation to the MLflow run that trained the model (default: off)")
+    parser.add_argument("--mlflow-experiment", default=None, help="MLflow experiment (default: the training's)")
+    parser.add_argument("--mlflow-run-name", default=None, help="name the run after this (the pipeline execution)")
     return parser.parse_args(list(argv))
 
 
@@ -167,12 +173,13 @@ def _why(exc: Exception) -> str:
 
 
 def _score(weights: Path, data_yaml: Path, names: list[str], *, size: int, batch: int, device: str | None,
-           runs: Path) -> tuple[dict[str, float], list[dict[str, Any]], list[int]]:
-    """Validate one model: headline metrics, per-class metrics and instances per class."""
+           runs: Path, plots: bool = False) -> tuple[dict[str, float], list[dict[str, Any]], list[int]]:
+    """Validate one model: headline metrics, per-class metrics and instances per class (and Ultralytics'
+    validation plots in `runs`/val when `plots`)."""
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
-    result = model.val(data=str(data_yaml), split="val", imgsz=size, batch=batch, device=device, plots=False,
+    result = model.val(data=str(data_yaml), split="val", imgsz=size, batch=batch, device=device, plots=plots,
                        save_json=False, project=str(runs), name="val", exist_ok=True, verbose=False)
     box = result.box
     instances = [int(x) for x in (result.nt_per_class if result.nt_per_class is not None else [0] * len(names))]
@@ -212,11 +219,14 @@ def evaluate_baseline(baseline: Baseline, s3: Any, data_yaml: Path, names: list[
 def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: int | None = None, batch: int = 16,
              device: str | None = None, model_package_group: str | None = None,
              min_map50_95: float | None = None, min_improvement: float | None = None,
-             clients: tuple[Any, Any] | None = None) -> dict[str, Any]:
+             clients: tuple[Any, Any] | None = None, mlflow_tracking_uri: str | None = None,
+             mlflow_experiment: str | None = None, mlflow_run_name: str | None = None) -> dict[str, Any]:
     """Validate `model_path` on the dataset's test split (else val) and, with `model_package_group`,
     the group's latest approved model too; write and return evaluation.json.
 
     `clients` is (sagemaker, s3) for the baseline lookup; default: boto3's from the environment.
+    With `mlflow_tracking_uri`, the metrics and plots also go to the model's MLflow run, named
+    `mlflow_run_name` (mlflow_tracking.py); evaluation.json's `mlflow` entry links to it.
     """
     configure_settings()
     from ultralytics import YOLO, __version__
@@ -229,7 +239,7 @@ def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: in
         size = imgsz or int(train_args.get("imgsz") or 640)
         names = parsed.names
         metrics, per_class, instances = _score(weights, data_yaml, names, size=size, batch=batch, device=device,
-                                               runs=scratch / "runs")
+                                               runs=scratch / "runs", plots=bool(mlflow_tracking_uri))
         baseline_doc: dict[str, Any] | None = None
         baseline_error: str | None = None
         if model_package_group:
@@ -261,7 +271,14 @@ def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: in
             COMPARISON_KEY: compare_with_baseline(metrics[QUALITY_METRIC], baseline_doc,
                                                   baseline_error=baseline_error, min_map50_95=min_map50_95,
                                                   min_improvement=min_improvement),
+            MLFLOW_KEY: None,
         }
+        if mlflow_tracking_uri:
+            from mlflow_tracking import log_evaluation
+
+            report[MLFLOW_KEY] = log_evaluation(
+                mlflow_tracking_uri, model_dir=weights.parent, experiment=mlflow_experiment,
+                execution=mlflow_run_name, report=report, plots=sorted((scratch / "runs" / "val").glob("*.png")))
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=1))
     summary = " ".join(f"{k}={v}" for k, v in metrics.items())
@@ -277,7 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepare_environment()
         evaluate(args.model, args.data, args.output, imgsz=args.imgsz, batch=args.batch, device=args.device,
                  model_package_group=args.model_package_group, min_map50_95=args.min_map50_95,
-                 min_improvement=args.min_improvement)
+                 min_improvement=args.min_improvement, mlflow_tracking_uri=args.mlflow_tracking_uri or None,
+                 mlflow_experiment=args.mlflow_experiment, mlflow_run_name=args.mlflow_run_name)
     except YolopipeError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         failure_dir = os.environ.get("SM_OUTPUT_DIR")

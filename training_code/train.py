@@ -8,11 +8,12 @@ Weights  `--weights` (the Weights parameter, model_weights.py): pretrained (defa
          model.tar.gz, a model package ARN, or a local .pt; without it, the `weights` channel if any.
 Settings `--name value` arguments (how SageMaker passes hyperparameters) and SM_HPS (JSON); the
          arguments win. Our keys: variant, integrations, checkpoint-dir, model-dir, dataset,
-         weights, output-data-dir; and any Ultralytics train argument (epochs, batch, imgsz,
-         lr0, patience, seed, workers, cache, ...), alone or in `settings` (one JSON object, the
-         UltralyticsSettings parameter). Unknown keys are refused with a close match.
+         weights, output-data-dir, mlflow-tracking-uri, mlflow-experiment; and any Ultralytics train
+         argument (epochs, batch, imgsz, lr0, patience, seed, workers, cache, ...), alone or in `settings`
+         (one JSON object, the UltralyticsSettings parameter). Unknown keys are refused with a close match.
          Unset batch/workers/cache/device get the fast values for this machine (fast_defaults).
-Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json;
+Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json (and mlflow_run.json when
+         tracking to MLflow: mlflow_tracking.py);
          SM_OUTPUT_DATA_DIR: plots. One line per epoch on stdout: `epoch 3/10 images/s=... map50_95=...`.
 Resume   A checkpoint every epoch in the checkpoint dir (`--checkpoint-dir`, else SM_CHECKPOINT_DIR, else
          /opt/ml/checkpoints in a SageMaker container, else ./runs/yolopipe/checkpoints).
@@ -63,7 +64,8 @@ from yolopipe_shared.parameters import BY_NAME, PARAMETERS  # noqa: E402
 
 VARIANTS = BY_NAME["ModelVariant"].choices or ()
 #: Our own settings (not Ultralytics'), with their defaults where they have one.
-OWN_KEYS = ("variant", "integrations", "checkpoint_dir", "model_dir", "output_data_dir", "dataset", "weights")
+OWN_KEYS = ("variant", "integrations", "checkpoint_dir", "model_dir", "output_data_dir", "dataset", "weights",
+            "mlflow_tracking_uri", "mlflow_experiment")
 #: The pipeline's one JSON hyperparameter of Ultralytics settings (UltralyticsSettings); the
 #: individual `--name value` arguments win over it.
 SETTINGS_KEY = "settings"
@@ -110,6 +112,9 @@ class TrainConfig:
     machine_defaults: dict[str, Any] = field(default_factory=dict)
     #: What the weights came from: pretrained (yolo11n.pt), scratch, an s3:// URI, a package ARN, a path.
     weights_source: str = "scratch"
+    #: MLflow tracking (mlflow_tracking.py): the tracking URI (None: off) and the experiment.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -281,6 +286,8 @@ def resolve_config(
     checkpoint_dir = Path(str(hps.pop("checkpoint_dir", None) or environ.get("SM_CHECKPOINT_DIR")
                               or _default_checkpoint_dir()))
 
+    mlflow_tracking_uri = str(hps.pop("mlflow_tracking_uri", None) or "") or None
+    mlflow_experiment = str(hps.pop("mlflow_experiment", None) or "") or None
     train_args = _check_ultralytics_types(hps)
     data = read_data_yaml(dataset_dir)  # refuses a bad data.yaml before anything else happens
     for split, entries in data.splits.items():
@@ -332,6 +339,8 @@ def resolve_config(
         train_args=train_args,
         machine_defaults=chosen,
         weights_source=weights_source,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        mlflow_experiment=mlflow_experiment,
     )
 
 
@@ -461,7 +470,9 @@ def _final_metrics(metrics: Any) -> dict[str, float]:
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train (or resume), then write the model dir and the plots. Returns metrics.json's content."""
     seed_everything(int(config.train_args.get("seed") or 0))
-    configure_settings(config.integrations)
+    configure_settings((*config.integrations, "mlflow") if config.mlflow_tracking_uri else config.integrations)
+    if config.mlflow_tracking_uri:
+        _start_mlflow_run(config)
     import ultralytics
     from ultralytics import YOLO
 
@@ -551,6 +562,16 @@ def _resume_batch(checkpoint_dir: Path, processes: int) -> int | None:
         return None
     print(f"yolopipe: {change}", flush=True)
     return batch
+
+
+def _start_mlflow_run(config: TrainConfig) -> None:
+    """The run Ultralytics' MLflow callback logs to, named after the training job (mlflow_tracking.py)."""
+    from mlflow_tracking import start_training_run
+
+    job = os.environ.get("TRAINING_JOB_NAME") or "yolopipe-train"
+    tags = {"yolopipe.training_job": job, "yolopipe.dataset_version": os.environ.get("YOLOPIPE_DATASET_VERSION", "")}
+    start_training_run(str(config.mlflow_tracking_uri), experiment=config.mlflow_experiment, run_name=job,
+                       tags={k: v for k, v in tags.items() if v}, model_dir=config.model_dir)
 
 
 def _completed_epochs(run_dir: Path) -> int:

@@ -357,6 +357,7 @@ def report(sm: Any, s3: Any, arn: str, *, prices: cost.PriceList | None = None) 
         "per_class": list(evaluation_doc.get("per_class") or []),
         "evaluation_split": evaluation_doc.get("split"),
         "verdict": evaluation.verdict(evaluation_doc) if evaluation_doc else None,
+        "mlflow": evaluation_doc.get(evaluation.MLFLOW_KEY) if evaluation_doc else None,
         "model_package": model_package,
         "artifacts": artifacts,
         "cost": cost.ExecutionCost(jobs).to_dict(),

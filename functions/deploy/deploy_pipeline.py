@@ -14,9 +14,9 @@ Custom resource properties (CloudFormation sends every value as a string):
     Region (default: the function's)   CodePrefix (default code/)   EnvironmentName (a tag)
     KeepOnDelete ("true": keep the pipeline when the resource is deleted)
     UseSpotInstances (default "true")  ContainerImageAccountId (empty: the build's table for Region)
-    DefaultTrainingInstanceType, MinMap50_95, MinImprovement, ModelPackageGroupName, DefaultWeights:
-    the stack's defaults for those
-    pipeline parameters. CodeVersion: the deploy function's published version; it changes with
+    DefaultTrainingInstanceType, MinMap50_95, MinImprovement, ModelPackageGroupName, DefaultWeights,
+    MlflowTrackingUri: the stack's defaults for those pipeline parameters (an empty MlflowTrackingUri leaves
+    tracking off). CodeVersion: the deploy function's published version; it changes with
     every build, so CloudFormation sends an Update whenever the definition or code changed.
     Any other property is ignored.
 Returns (Fn::GetAtt): PipelineArn, PipelineName, CodeS3Uri, DefinitionSha256, ImageAccountId;
@@ -70,6 +70,7 @@ DEFAULT_PROPERTIES = {
     "MinImprovement": "MinImprovement",
     "ModelPackageGroupName": "ModelPackageGroupName",
     "DefaultWeights": "Weights",
+    "MlflowTrackingUri": "MlflowTrackingUri",
 }
 
 

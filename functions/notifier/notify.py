@@ -106,6 +106,8 @@ def slack_message(report: ExecutionReport) -> dict[str, Any]:
         blocks += slack.fields(metric_pairs(report))
     if report.verdict:
         blocks.append(slack.section(f"*{VERDICT_TITLE}*\n{slack.escape(report.verdict)}"))
+    if report.mlflow:
+        blocks.append(slack.section(f"*MLflow*\n{slack.escape(report.mlflow)}"))
     if report.model_package_arn:
         blocks.append(slack.section(f"*Registered model package* (pending approval)\n"
                                     f"`{slack.escape(report.model_package_arn)}`"))
@@ -123,6 +125,8 @@ def slack_message(report: ExecutionReport) -> dict[str, Any]:
     text = "; ".join([headline(report)] + [f"{k}: {v}" for k, v in facts(report)[1:] + metric_pairs(report)])
     if report.verdict:
         text += f"; {VERDICT_TITLE.lower()}: {report.verdict}"
+    if report.mlflow:
+        text += f"; {report.mlflow}"
     if report.status == "Failed" and (report.failed_step or report.failure_reason):
         text += f"; failed step {report.failed_step or '?'}: {report.failure_reason}"
     if advice:
@@ -141,6 +145,8 @@ def email(report: ExecutionReport) -> tuple[str, str]:
         lines += ["", "Evaluation:"] + [f"  {k + ':':<{width - 1}} {v}" for k, v in metric_pairs(report)]
     if report.verdict:
         lines += ["", f"{VERDICT_TITLE}: {report.verdict}"]
+    if report.mlflow:
+        lines += ["", report.mlflow]
     if report.model_package_arn:
         lines += ["", f"Registered model package (pending approval): {report.model_package_arn}"]
     if report.status == "Failed":

@@ -329,6 +329,10 @@ def cmd_report(args: argparse.Namespace) -> int:
                        fmt_metric(c.get("precision")), fmt_metric(c.get("recall")), c.get("instances"))
                       for c in data["per_class"]],
                      ("CLASS", "mAP50-95", "mAP50", "PRECISION", "RECALL", "INSTANCES")))
+    if data.get("mlflow"):
+        from yolopipe_shared.evaluation import mlflow_line
+
+        print(f"\n{mlflow_line({'mlflow': data['mlflow']})}")
     if data["model_package"]:
         package = data["model_package"]
         print(f"\nmodel package: {package.get('arn')} ({package.get('approval_status', '')})")

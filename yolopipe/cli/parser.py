@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         flags = [spec.flag] + (["--variant"] if spec.name == "ModelVariant" else [])
         if spec.hyperparameter and f"--{spec.hyperparameter}" not in flags and spec.name != "UltralyticsSettings":
             flags.append(f"--{spec.hyperparameter}")  # Ultralytics' name: --imgsz, --batch, --lr0
+        flags += ["--mlflow"] if spec.name == "MlflowTrackingUri" else []  # --mlflow URI; --mlflow '' turns it off
         metavar = {"integer": "N", "float": "X", "boolean": "true|false"}.get(spec.kind, "VALUE")
         group.add_argument(*flags, dest=dest(spec), metavar=metavar, default=None, help=_param_help(spec))
     group.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                              "--set patience=20 --set optimizer=AdamW")
     parser.add_argument("--output", default="runs", help="where runs/<execution>/ goes (default: runs)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before the execution is stopped")
+    parser.add_argument("--mlflow-uri", metavar="URI", help="track the run in MLflow at this http(s) tracking URI "
+                        "(the stack's MlflowTrackingUri; default: off)")
     args = parser.parse_args(argv)
     overrides: dict[str, str] = {"Weights": args.weights} if args.weights else {}
     for item in args.settings:
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --set {item!r}: write KEY=VALUE, e.g. --set patience=20", file=sys.stderr)
             return 2
         overrides[key.strip()] = value
+    if args.mlflow_uri:
+        overrides["MlflowTrackingUri"] = args.mlflow_uri
     try:
         result = run_local(args.dataset, name=args.name, epochs=args.epochs, imgsz=args.imgsz,
                            model_variant=args.model_variant, min_map50_95=args.min_map50_95, overrides=overrides,

@@ -25,7 +25,8 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/yolopipe-local-sagemaker"
 #: Parameters that are the stack's to set (deploy custom resource property -> pipeline parameter);
 #: the others a run sets per dataset, in yolopipe.yaml beside data.yaml, as a user would.
 STACK_PROPERTIES = {"MinMap50_95": "MinMap50_95", "MinImprovement": "MinImprovement",
-                    "TrainingInstanceType": "DefaultTrainingInstanceType", "Weights": "DefaultWeights"}
+                    "TrainingInstanceType": "DefaultTrainingInstanceType", "Weights": "DefaultWeights",
+                    "MlflowTrackingUri": "MlflowTrackingUri"}
 
 
 class LocalRunError(YolopipeError):

@@ -49,6 +49,10 @@ def headline_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
 
 BASELINE_KEY = "baseline"
 COMPARISON_KEY = "comparison"
+#: The MLflow run the evaluation was logged to, when tracking was on (training_code/mlflow_tracking.py):
+#: {"tracking_uri", "experiment_id", "run_id", "run_name", "url"}; `url` is null for a SageMaker MLflow
+#: tracking server (its UI opens through SageMaker Studio). Null or absent: not tracked.
+MLFLOW_KEY = "mlflow"
 #: JSON paths the CheckQuality / Fail / Register steps read with JsonGet.
 IMPROVEMENT_JSON_PATH = f"{COMPARISON_KEY}.improvement"
 VERDICT_JSON_PATH = f"{COMPARISON_KEY}.verdict"
@@ -139,3 +143,17 @@ def verdict(evaluation: dict[str, Any]) -> str | None:
     if isinstance(comparison, dict) and isinstance(comparison.get("verdict"), str):
         return str(comparison["verdict"])[:VERDICT_MAX]
     return None
+
+
+def mlflow_line(evaluation: dict[str, Any]) -> str | None:
+    """Where the execution's MLflow run is, in one line (None when it was not tracked):
+    `MLflow run a1b2c3 (run id 9f...): http://host:5000/#/experiments/1/runs/9f...`."""
+    run = evaluation.get(MLFLOW_KEY)
+    if not isinstance(run, dict) or not run.get("run_id"):
+        return None
+    where = run.get("url") or f"{run.get('tracking_uri')} (open it from SageMaker Studio's MLflow)"
+    return f"MLflow run {run.get('run_name')} (run id {run.get('run_id')}): {where}"[:MLFLOW_LINE_MAX]
+
+
+#: The MLflow line's bound (evaluation.json is the job's output: never trusted to be small).
+MLFLOW_LINE_MAX = 600

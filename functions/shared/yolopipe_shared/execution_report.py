@@ -272,6 +272,8 @@ class ExecutionReport:
     metrics: dict[str, float] = field(default_factory=dict)
     #: evaluation.json's champion/challenger verdict ("0.612 vs approved v3 0.587: +0.025, registered").
     verdict: str = ""
+    #: Where the execution's MLflow run is (evaluation.mlflow_line), "" when it was not tracked.
+    mlflow: str = ""
     model_package_arn: str = ""
     failed_step: str = ""
     failure_reason: str = ""
@@ -369,6 +371,7 @@ def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: st
         parameters=values,
         metrics=metrics,
         verdict=evaluation.verdict(document) or "",
+        mlflow=evaluation.mlflow_line(document) or "",
         model_package_arn=execution.model_package_arn(),
         failed_step=failed_step,
         failure_reason=failure_reason,

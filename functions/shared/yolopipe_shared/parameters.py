@@ -27,6 +27,13 @@ from .weights import check_weights
 Kind = Literal["string", "integer", "float", "boolean"]
 Value = str | int | float | bool
 
+#: An MLflow tracking URI the jobs may log to: empty (off), a SageMaker MLflow tracking server's ARN, or an
+#: http(s) URL without user:password@ (it would reach the logs) and short enough for a processing job's
+#: 256-character argument. template.yaml's MlflowTrackingUri AllowedPattern is the same rule.
+MLFLOW_URI_PATTERN = (r"(arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:[0-9]{12}:mlflow-tracking-server/"
+                      r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,127}"
+                      r"|https?://[A-Za-z0-9.\-]{1,100}(:[0-9]{1,5})?(/[A-Za-z0-9._~%/\-]{0,80})?)?")
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -117,7 +124,9 @@ class ParameterSpec:
         if self.choices is not None and str(value) not in self.choices:
             raise ParameterError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
-            raise ParameterError(f"{self.name} {value!r} is not valid: {self.help}")
+            # A URL's user:password@ is a secret: never echoed into an error (hence a log or a notice).
+            shown = "(a URL with credentials, not shown)" if re.search(r"//[^/\s]*@", str(value)) else repr(value)
+            raise ParameterError(f"{self.name} {shown} is not valid: {self.help}")
         if self.kind in ("integer", "float") and not isinstance(value, bool):
             assert isinstance(value, int | float)
             if not math.isfinite(value):
@@ -220,6 +229,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "ModelPackageGroupName", "string", "yolopipe-models",
         "model package group the approved candidates are registered in",
         pattern=r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", overridable=False,
+    ),
+    ParameterSpec(
+        "MlflowTrackingUri", "string", "",
+        "MLflow tracking: a SageMaker MLflow tracking server ARN or an http(s) tracking URI without credentials "
+        "(empty: off); the stack's MlflowTrackingUri by default",
+        pattern=MLFLOW_URI_PATTERN, overridable=False, hyperparameter="mlflow_tracking_uri",
     ),
 )
 

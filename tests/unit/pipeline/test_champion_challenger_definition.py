@@ -28,7 +28,7 @@ BASELINE = {"model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model
 def _scope(document: dict[str, Any], **parameters: Any) -> Scope:
     """What the service sees once Evaluate wrote `document` as evaluation.json."""
     files = {OUTPUT_URI + "/" + EVALUATION_FILE: json.dumps(document).encode()}
-    scope = Scope(parameters={**defaults(), **parameters}, execution={"PipelineExecutionId": "abc"},
+    scope = Scope(parameters={**defaults(), **parameters}, execution={"PipelineExecutionId": "abc", "PipelineName": "yolopipe"},
                   read_s3=lambda uri: files[uri])
     scope.steps["Evaluate"] = {"ProcessingOutputConfig": {"Outputs": [
         {"OutputName": EVALUATION_OUTPUT_NAME, "S3Output": {"S3Uri": OUTPUT_URI}}]}}
@@ -116,3 +116,14 @@ def test_evaluate_is_told_the_group_and_every_argument_fits(steps):
     limit = shapes["ContainerArguments"].member.metadata["max"]
     assert all(isinstance(text, str) and len(text) <= limit for text in resolved)
     assert "AWS_DEFAULT_REGION" in evaluate_step["Environment"]
+
+
+def test_evaluate_is_told_where_to_track_and_which_execution_names_the_run(steps):
+    """GIVEN MlflowTrackingUri set (or empty: off) WHEN Evaluate's arguments are resolved THEN evaluate.py
+    gets the tracking URI, the pipeline's name as the experiment and the execution id as the run's name."""
+    arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    for uri in ("", "https://mlflow.example.com"):
+        resolved = evaluate(arguments, _scope({}, MlflowTrackingUri=uri))
+        options = dict(zip(resolved[::2], resolved[1::2], strict=True))
+        assert options["--mlflow-tracking-uri"] == uri
+        assert options["--mlflow-experiment"] == "yolopipe" and options["--mlflow-run-name"] == "abc"

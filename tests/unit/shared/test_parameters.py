@@ -15,7 +15,7 @@ def test_every_parameter_the_architecture_names_is_defined_once() -> None:
         "DatasetS3Uri", "ModelVariant", "Epochs", "BatchSize", "ImageSize", "LearningRate",
         "TrainingInstanceType", "TrainingInstanceCount", "MaxRuntimeSeconds",
         "DatasetVersion", "DatasetName", "MinMap50_95", "MinImprovement", "Weights",
-        "UltralyticsSettings", "ModelPackageGroupName",
+        "UltralyticsSettings", "ModelPackageGroupName", "MlflowTrackingUri",
     ]
     # THEN the specs hold exactly those, each once, in that order
     assert [spec.name for spec in p.PARAMETERS] == expected
