@@ -345,6 +345,11 @@ def report(sm: Any, s3: Any, arn: str, *, prices: cost.PriceList | None = None) 
         if "RegisterModel" in step.metadata:
             package_arn = str(step.metadata["RegisterModel"].get("Arn") or "")
             model_package = {"arn": package_arn, **_describe_package(sm, package_arn)}
+    with aws_errors():  # the training plots and the evaluation's plots: what `yolopipe download` fetches
+        from .artifacts import listed
+
+        evaluation_prefix = artifacts.get(f"{layout.STEP_EVALUATE}.{evaluation.EVALUATION_OUTPUT_NAME}", "")
+        artifacts.update(listed(s3, artifacts.get(f"{layout.STEP_TRAIN}.model", ""), evaluation_prefix))
     return {
         "pipeline": pipeline_name_from_arn(arn),
         **status.to_dict(),
