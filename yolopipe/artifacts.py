@@ -197,16 +197,16 @@ def fetch_model(s3: Any, model_uri: str, folder: Path) -> Path:
     raise NotFound(f"{model_uri} holds no best.pt or last.pt: it is not a yolopipe model")
 
 
-def listed(s3: Any, model_uri: str, evaluation_prefix: str) -> dict[str, str]:
+def listed(s3: Any, model_uri: str, evaluation_prefix: str, train_step: str = "Train") -> dict[str, str]:
     """What `download` fetches besides model.tar.gz and evaluation.json, by name -> S3 URI (for `report`):
-    the training plots' output.tar.gz and each file of the evaluation output."""
+    the training plots' output.tar.gz (`<train step>.plots`) and each file of the evaluation output."""
     found: dict[str, str] = {}
     if model_uri.endswith("/" + MODEL_ARCHIVE):
         output = model_uri.removesuffix(MODEL_ARCHIVE) + OUTPUT_ARCHIVE
         bucket, key = split_s3_uri(output)
         try:
             s3.head_object(Bucket=bucket, Key=key)
-            found["Train.plots"] = output
+            found[f"{train_step}.plots"] = output
         except s3.exceptions.ClientError:
             pass
     if evaluation_prefix:
