@@ -63,8 +63,12 @@ STEP_FAIL = "QualityGateFailed"
 
 #: The PyTorch deep learning containers (GPU). Keep in step with training_code/requirements.txt.
 PYTORCH_VERSION = "2.8.0"
-#: The newest PyTorch inference DLC (the model package's serving image).
+#: The newest PyTorch inference DLC (the model package's serving image): model.tar.gz's code/inference.py
+#: (training_code/serving/) is tested with that image's serving toolkit (tests/integration/toolkit-requirements.txt).
 PYTORCH_INFERENCE_VERSION = "2.6.0"
+#: What code/inference.py's input_fn accepts and output_fn answers (its CONTENT_TYPES / RESPONSE_TYPES).
+SERVING_CONTENT_TYPES = ("image/jpeg", "image/png", "application/json")
+SERVING_RESPONSE_TYPES = ("application/json",)
 PYTHON_VERSION = "py312"
 #: The DLC registry of most commercial regions; a concrete region looks its own up in the SDK's
 #: image_uri_config (a few opt-in regions use another account).
@@ -470,8 +474,8 @@ def _register_step(config: PipelineConfig, params: dict[str, Any], train: Any, e
                     "ModelDataUrl": train.properties.ModelArtifacts.S3ModelArtifacts,
                 }
             ],
-            "SupportedContentTypes": ["image/jpeg", "image/png"],
-            "SupportedResponseMIMETypes": ["application/json"],
+            "SupportedContentTypes": list(SERVING_CONTENT_TYPES),
+            "SupportedResponseMIMETypes": list(SERVING_RESPONSE_TYPES),
             "SupportedRealtimeInferenceInstanceTypes": ["ml.g4dn.xlarge", "ml.g5.xlarge", "ml.c5.xlarge"],
             "SupportedTransformInstanceTypes": ["ml.g4dn.xlarge", "ml.c5.xlarge"],
         },

@@ -11,6 +11,7 @@ training job's). The test split is scored, the val split when there is none (rec
     {"metrics": {"map50", "map50_95", "precision", "recall"},
      "per_class": [{"name", "map50", "map50_95", "precision", "recall", "instances"}],
      "split": "test"|"val", "images": N, "instances": N, "model": {...},
+     "plots": ["BoxPR_curve.png", "confusion_matrix.png", ...],  (beside it in --output)
      "baseline": {"model_package_arn", "version", "metrics": {...}} | null,
      "comparison": {"improvement", "verdict", "summary"},
      "mlflow": {"tracking_uri", "experiment_id", "run_id", "run_name", "url"} | null}
@@ -174,8 +175,8 @@ def _why(exc: Exception) -> str:
 
 def _score(weights: Path, data_yaml: Path, names: list[str], *, size: int, batch: int, device: str | None,
            runs: Path, plots: bool = False) -> tuple[dict[str, float], list[dict[str, Any]], list[int]]:
-    """Validate one model: headline metrics, per-class metrics and instances per class (and Ultralytics'
-    validation plots in `runs`/val when `plots`)."""
+    """Validate one model: headline metrics, per-class metrics and instances per class (with `plots`,
+    Ultralytics' curves, confusion matrices and batch images in `runs/val`)."""
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
@@ -196,6 +197,18 @@ def _score(weights: Path, data_yaml: Path, names: list[str], *, size: int, batch
     headline = {"map50_95": float(box.map), "map50": float(box.map50), "precision": float(box.mp),
                 "recall": float(box.mr)}
     return {name: round(headline[name], 6) for name in METRICS}, per_class, instances
+
+
+def _keep_plots(val_dir: Path, output_dir: Path) -> list[str]:
+    """The candidate's plots (PR/P/R/F1 curves, confusion matrices, labelled and predicted batches) beside
+    evaluation.json, so the evaluation output holds them; their names."""
+    import shutil
+
+    kept = []
+    for plot in sorted([*val_dir.glob("*.png"), *val_dir.glob("*.jpg")]):
+        shutil.copy2(plot, output_dir / plot.name)
+        kept.append(plot.name)
+    return kept
 
 
 def _model_names(weights: Path) -> list[str]:
@@ -239,7 +252,9 @@ def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: in
         size = imgsz or int(train_args.get("imgsz") or 640)
         names = parsed.names
         metrics, per_class, instances = _score(weights, data_yaml, names, size=size, batch=batch, device=device,
-                                               runs=scratch / "runs", plots=bool(mlflow_tracking_uri))
+                                               runs=scratch / "runs", plots=True)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        plots = _keep_plots(scratch / "runs" / "val", output_dir)
         baseline_doc: dict[str, Any] | None = None
         baseline_error: str | None = None
         if model_package_group:
@@ -267,6 +282,7 @@ def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: in
                 "names": names,
                 "ultralytics": __version__,
             },
+            "plots": plots,
             BASELINE_KEY: baseline_doc,
             COMPARISON_KEY: compare_with_baseline(metrics[QUALITY_METRIC], baseline_doc,
                                                   baseline_error=baseline_error, min_map50_95=min_map50_95,

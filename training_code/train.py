@@ -12,8 +12,8 @@ Settings `--name value` arguments (how SageMaker passes hyperparameters) and SM_
          argument (epochs, batch, imgsz, lr0, patience, seed, workers, cache, ...), alone or in `settings`
          (one JSON object, the UltralyticsSettings parameter). Unknown keys are refused with a close match.
          Unset batch/workers/cache/device get the fast values for this machine (fast_defaults).
-Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json (and mlflow_run.json when
-         tracking to MLflow: mlflow_tracking.py);
+Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json, code/ (serving) (and
+         mlflow_run.json when tracking to MLflow: mlflow_tracking.py);
          SM_OUTPUT_DATA_DIR: plots. One line per epoch on stdout: `epoch 3/10 images/s=... map50_95=...`.
 Resume   A checkpoint every epoch in the checkpoint dir (`--checkpoint-dir`, else SM_CHECKPOINT_DIR, else
          /opt/ml/checkpoints in a SageMaker container, else ./runs/yolopipe/checkpoints).
@@ -92,6 +92,9 @@ RUN_NAME = "train"
 RUN_MARKER = "yolopipe-run.json"
 EPOCH_LOG = "epochs.jsonl"
 MODEL_FILES = ("best.pt", "last.pt", "results.csv")
+#: The serving code that model.tar.gz carries under code/ (training_code/serving/).
+SERVING_CODE_DIR = "code"
+SERVING_FILES = ("inference.py", "requirements.txt")
 EXIT_REFUSED = 2
 
 
@@ -591,6 +594,7 @@ def _write_outputs(config: TrainConfig, run_dir: Path, final: dict[str, float], 
             shutil.copy2(source, config.model_dir / name)
     for plot in sorted(run_dir.glob("*.png")) + sorted(run_dir.glob("*.jpg")):
         shutil.copy2(plot, config.output_dir / plot.name)
+    add_serving_code(config.model_dir)
     ultralytics_args = yaml.safe_load((run_dir / "args.yaml").read_text()) if (run_dir / "args.yaml").is_file() else {}
     args_doc = {"yolopipe": config.as_dict(), **(ultralytics_args or {})}
     (config.model_dir / "args.yaml").write_text(yaml.safe_dump(args_doc, sort_keys=False))
@@ -614,6 +618,16 @@ def _write_outputs(config: TrainConfig, run_dir: Path, final: dict[str, float], 
     print("done " + " ".join(f"{k}={final[k]}" for k in ("map50_95", "map50", "precision", "recall") if k in final)
           + f" model_dir={config.model_dir}", flush=True)
     return metrics
+
+
+def add_serving_code(model_dir: Path) -> None:
+    """serving/ (inference.py, requirements.txt) into model_dir/code: model.tar.gz then serves as it is
+    in SageMaker's PyTorch inference container, which runs code/inference.py."""
+    target = model_dir / SERVING_CODE_DIR
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in SERVING_FILES:
+        shutil.copy2(Path(__file__).resolve().parent / "serving" / name, target / name)
 
 
 def _report_failure(message: str) -> None:

@@ -12,6 +12,8 @@
     yp.report(arn)["metrics"]
     yp.compare(arn, "latest")
     yp.approve(arn)                                        # its model package: the baseline to beat
+    yp.download(arn)                                       # best.pt, plots, evaluation.json -> runs/<id>/
+    yp.predict(arn, ["a.jpg"])[0]["detections"]            # the model on your images, annotated copies
 
 Failures raise the domain errors of yolopipe_shared.errors (ParameterError, DatasetRejected,
 PipelineNotFound, ExecutionNotFound) and yolopipe.aws (AwsUnavailable, NotFound), each with a
@@ -20,13 +22,13 @@ message that says what to do. Nothing here prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from yolopipe_shared.errors import YolopipeError
+from yolopipe_shared.errors import ParameterError, YolopipeError
 from yolopipe_shared.execution_report import parse_time
 from yolopipe_shared.layout import split_s3_uri
 from yolopipe_shared.parameters import Value
@@ -334,6 +336,49 @@ class Yolopipe:
             "previous_status": before.get("ModelApprovalStatus", ""),
             "execution_arn": execution_arn,
         }
+
+    # --- the model and its evidence ---------------------------------------------------------
+
+    def download(self, execution: str = "latest", to: str | Path | None = None) -> list[Path]:
+        """An execution's model (model/: best.pt, last.pt, args.yaml, results.csv...), training plots
+        (training/), evaluation.json and its plots (evaluation/) into `to` (default runs/<execution-id>/):
+        the files written. NoModel when its Train step did not finish."""
+        from . import artifacts
+
+        arn = self.resolve(execution)
+        folder = Path(to) if to is not None else Path("runs") / arn.rsplit("/", 1)[-1]
+        return artifacts.download(self._sm, self.aws.client("s3"), arn, folder)
+
+    def predict(self, model: str, images: Sequence[str | Path], *, out: str | Path | None = None,
+                conf: float = 0.25) -> list[dict[str, Any]]:
+        """Run a model on local images and write annotated copies (Ultralytics' own plotting).
+
+        `model` is a local .pt, a model package ARN, or an execution (id, ARN or `latest`); a remote
+        model is downloaded once into runs/<execution-id or group-vN>/model/. `out` defaults to
+        runs/<that name>/predict/ (runs/predict/ for a .pt). Returns per image {"image", "annotated",
+        "width", "height", "detections": [{"class_id", "name", "confidence", "box_xyxy"}]}.
+        """
+        from . import artifacts
+
+        if model.endswith(".pt") and not model.startswith("arn:"):
+            if not Path(model).is_file():
+                raise ParameterError(f"{model} is not a file; give a .pt, an execution or a model package ARN")
+            weights, label = Path(model), ""
+        else:
+            if ":model-package/" in model:
+                with aws_errors(what=f"model package {model!r}"):
+                    package = self._sm.describe_model_package(ModelPackageName=model)
+                containers = (package.get("InferenceSpecification") or {}).get("Containers") or []
+                uri = str(containers[0].get("ModelDataUrl") or "") if containers else ""
+                label = f"{package.get('ModelPackageGroupName', 'package')}-v{package.get('ModelPackageVersion')}"
+            else:
+                arn = self.resolve(model)
+                uri, label = artifacts.find_sources(self._sm, arn).model, arn.rsplit("/", 1)[-1]
+            if not uri.startswith("s3://"):
+                raise artifacts.NoModel(f"{model} has no trained model to run (no model.tar.gz)")
+            weights = artifacts.fetch_model(self.aws.client("s3"), uri, Path("runs") / label / artifacts.MODEL_FOLDER)
+        folder = Path(out) if out is not None else Path("runs", label, "predict")
+        return artifacts.predict(weights, images, folder, conf=conf)
 
     def doctor(self, *, instance_type: str | None = None) -> list[Any]:
         """Every readiness check (doctor.Check: name, status ok/warn/fail/skip, detail, fix)."""

@@ -349,6 +349,13 @@ def report(sm: Any, s3: Any, arn: str, *, prices: cost.PriceList | None = None) 
         if "RegisterModel" in step.metadata:
             package_arn = str(step.metadata["RegisterModel"].get("Arn") or "")
             model_package = {"arn": package_arn, **_describe_package(sm, package_arn)}
+    with aws_errors():  # the training plots and the evaluation's plots: what `yolopipe download` fetches
+        from .artifacts import listed
+
+        model = next(((k, v) for k, v in artifacts.items() if k.endswith(".model")), ("", ""))
+        evaluation_prefix = next((v for k, v in artifacts.items()
+                                  if k.endswith(f".{evaluation.EVALUATION_OUTPUT_NAME}")), "")
+        artifacts.update(listed(s3, model[1], evaluation_prefix, model[0].removesuffix(".model") or "Train"))
     return {
         "pipeline": pipeline_name_from_arn(arn),
         **status.to_dict(),

@@ -2,13 +2,19 @@
 sagemaker-training toolkit (as the PyTorch training image runs it), the rendered Evaluate step's
 ContainerEntrypoint verbatim, and CheckQuality's JsonGet on what Evaluate wrote.
 
+Then the model package's serving: the trained model.tar.gz unpacked at /opt/ml/model and answered
+by the PyTorch inference image's own serving code (sagemaker-pytorch-inference's HandlerService
+loaded by TorchServe's model loader, serving_driver.py), which runs our code/inference.py.
+
 Needs .venv-toolkit (`make integration` creates it) and a private mount namespace (`unshare`);
 see container_harness.py. About a minute on two cores.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +184,90 @@ def test_evaluation_job_runs_its_entrypoint_verbatim_and_writes_the_report(evalu
     assert isinstance(improvement, float) and -1.0 <= improvement <= 1.0
     assert condition(improvement_gate, execution["scope"]) is (
         improvement >= execution["scope"].parameters["MinImprovement"])
+
+
+@pytest.fixture(scope="module")
+def served_model(aws: Any, execution: dict[str, Any], trained: dict[str, Any],
+                 tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The trained model.tar.gz unpacked at /opt/ml/model of an inference container, and the answers of
+    the image's serving toolkit to real requests (serving_driver.py)."""
+    from PIL import Image
+
+    assert trained["process"].returncode == 0, trained["process"].stdout[-3000:]
+    s3 = aws.client("s3")
+    artifact = f"s3://{BUCKET}/artifacts/models/contract-train/output/model.tar.gz"
+    upload_model(s3, trained["container"].host("/opt/ml/model"), artifact, tmp_path_factory.mktemp("package"))
+    container = Container(tmp_path_factory.mktemp("inference"))
+    archive = container.root / "model.tar.gz"
+    s3.download_file(*split_s3(artifact), str(archive))
+    with tarfile.open(archive) as tar:  # what SageMaker does with ModelDataUrl before the server starts
+        tar.extractall(container.host("/opt/ml/model"), filter="data")
+
+    jpeg = sorted((execution["dataset"] / "images" / "val").glob("*.jpg"))[0]
+    png = container.root / "image.png"
+    Image.open(jpeg).save(png)
+    s3.upload_file(str(jpeg), BUCKET, "requests/one.jpg")
+    bomb = container.root / "bomb.png"  # 49 megapixels of one bit: a few kB on the wire
+    Image.new("1", (7000, 7000)).save(bomb)
+    bodies = {
+        "jpeg": jpeg.read_bytes(),
+        "png": png.read_bytes(),
+        "json": json.dumps([f"s3://{BUCKET}/requests/one.jpg", base64.b64encode(png.read_bytes()).decode()]).encode(),
+        "too_many": json.dumps([base64.b64encode(png.read_bytes()).decode()] * 17).encode(),
+        "bomb": bomb.read_bytes(),
+    }
+    types = {"jpeg": "image/jpeg", "png": "image/png", "json": "application/json", "too_many": "application/json",
+             "bomb": "image/png"}
+    requests = []
+    for name, body in bodies.items():
+        (container.root / f"{name}.body").write_bytes(body)
+        requests.append({"content_type": types[name], "accept": "application/json",
+                         "body_file": str(container.root / f"{name}.body")})
+    (container.root / "requests.json").write_text(json.dumps(requests))
+    # A low threshold, so that a one-epoch model's boxes come back too (the endpoint's default is 0.25).
+    env = job_environment(aws.environment(), {"YOLOPIPE_CONFIDENCE": "0.001", "PYTHONPATH": "/opt/ml/model/code"})
+    driver = Path(__file__).with_name("serving_driver.py")
+    process = container.run([str(TOOLKIT_VENV / "bin" / "python"), str(driver), str(container.root / "requests.json"),
+                             str(container.root / "responses.json")], env, timeout=600)
+    assert process.returncode == 0, process.stdout[-6000:]
+    answers = json.loads((container.root / "responses.json").read_text())
+    return {"container": container, "answers": dict(zip(bodies, answers, strict=True)), "log": process.stdout,
+            "size": Image.open(jpeg).size}
+
+
+def test_model_package_answers_images_through_the_inference_toolkit(served_model: dict[str, Any]) -> None:
+    """GIVEN the model.tar.gz a real training job wrote, unpacked where SageMaker puts ModelDataUrl
+    WHEN the PyTorch inference image's toolkit starts it (requirements.txt installed from code/, no
+    download) and TorchServe's loader hands it a JPEG, a PNG, and a JSON list of an S3 URI and a base64 PNG
+    THEN code/inference.py answers each with JSON detections: per image its size, and for each box the
+    class id and name, the confidence and an xyxy box in pixels."""
+    model_dir = served_model["container"].host("/opt/ml/model")
+    assert {"best.pt", "code"} <= {p.name for p in model_dir.iterdir()}
+    assert "Requirement already satisfied: ultralytics==8.4.190" in served_model["log"]
+    width, height = served_model["size"]
+    for name, images in (("jpeg", 1), ("png", 1), ("json", 2)):
+        answer = served_model["answers"][name]
+        assert (answer["status"], answer["content_type"]) == (200, "application/json"), answer["body"][-3000:]
+        predictions = json.loads(answer["body"])["predictions"]
+        assert [(p["width"], p["height"]) for p in predictions] == [(width, height)] * images
+        found = [d for p in predictions for d in p["detections"]]
+        assert found, f"{name}: no detections at confidence 0.001"
+        for detection in found:
+            assert set(detection) == {"class_id", "name", "confidence", "box_xyxy"}
+            assert detection["name"] in ("square", "disc", "bar") and isinstance(detection["class_id"], int)
+            assert 0.001 <= detection["confidence"] <= 1
+            x1, y1, x2, y2 = detection["box_xyxy"]
+            assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
+    # AND the same image gives the same boxes whichever way it comes
+    jpeg = json.loads(served_model["answers"]["jpeg"]["body"])["predictions"][0]
+    assert json.loads(served_model["answers"]["json"]["body"])["predictions"][0] == jpeg
+
+
+def test_model_package_refuses_oversized_requests_with_a_400(served_model: dict[str, Any]) -> None:
+    """GIVEN the same endpoint WHEN a request holds 17 images, or a PNG of 49 megapixels (a few kB
+    compressed: a decompression bomb) THEN it answers 400 with one line saying what to send instead,
+    before decoding anything."""
+    too_many, bomb = served_model["answers"]["too_many"], served_model["answers"]["bomb"]
+    assert too_many["status"] == 400 and "send at most 16" in too_many["body"].splitlines()[0]
+    assert bomb["status"] == 400 and "7000x7000 pixels" in bomb["body"].splitlines()[0]
+

@@ -37,6 +37,9 @@ def test_evaluates_a_sagemaker_model_tarball_on_the_test_split(trained, tmp_path
     for entry in report["per_class"]:
         assert set(entry) == {"name", "map50", "map50_95", "precision", "recall", "instances"}
     assert report["model"]["file"] == "best.pt" and report["model"]["imgsz"] == 96
+    # AND the plots a user judges the model by lie beside it, listed in it
+    plots = {"BoxPR_curve.png", "BoxP_curve.png", "BoxR_curve.png", "BoxF1_curve.png", "confusion_matrix.png"}
+    assert plots <= set(report["plots"]) and all((tmp_path / "out" / name).is_file() for name in report["plots"])
 
 
 def test_falls_back_to_val_and_agrees_with_training(trained, tmp_path, make_dataset):

@@ -18,6 +18,8 @@ def test_training_writes_the_model_dir_a_user_gets(trained):
         assert (job.model_dir / name).is_file(), name
     assert list(job.output_dir.glob("*.png")), "plots belong in SM_OUTPUT_DATA_DIR"
     assert not list(job.model_dir.glob("*.png")), "plots stay out of the model artifact"
+    # AND the serving code the PyTorch inference image runs rides along in model.tar.gz
+    assert sorted(p.name for p in (job.model_dir / "code").iterdir()) == ["inference.py", "requirements.txt"]
 
 
 def test_each_epoch_prints_one_progress_line(trained):

@@ -388,6 +388,34 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    files = _client(args).download(args.execution, to=args.to)
+    if args.json:
+        print_json([str(path) for path in files])
+        return EXIT_OK
+    for path in files:
+        print(path)
+    import os
+
+    print(f"{len(files)} files in {os.path.commonpath(files) if files else args.to}")
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    rows = _client(args).predict(args.model, args.images, out=args.out, conf=args.conf)
+    if args.json:
+        print_json(rows)
+        return EXIT_OK
+    for row in rows:
+        counts: dict[str, int] = {}
+        for detection in row["detections"]:
+            counts[detection["name"]] = counts.get(detection["name"], 0) + 1
+        found = ", ".join(f"{n} {name}" for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        print(f"{row['image']}: {len(row['detections'])} detections{f' ({found})' if found else ''} "
+              f"-> {row['annotated']}")
+    return EXIT_OK
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from pipeline import render
 

@@ -21,6 +21,9 @@ typical flow:
   yolopipe upload ./my-dataset --name cats         upload (data.yaml last starts training)
   yolopipe watch latest                            live step table until it ends
   yolopipe report latest                           metrics, per-class table, model package
+  yolopipe download latest                         best.pt, plots, evaluation.json -> runs/<execution>/
+  yolopipe predict latest photo.jpg                the model on your images: annotated copies
+  yolopipe approve latest [--reject]               its model package: approved (or rejected)
   yolopipe run --dataset cats --epochs 50          train again with other parameters
 
 AWS: --profile/--region as the AWS CLI; --endpoint-url (or AWS_ENDPOINT_URL) for an emulator;
@@ -198,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
                                             "beat), or reject it with --reject")
     sub.add_argument("ref", metavar="EXECUTION|PACKAGE_ARN", help=f"{execution_help}, or a model package ARN")
     sub.add_argument("--reject", action="store_true", help="set it Rejected instead of Approved")
+
+    sub = command("download", c.cmd_download, "the model (best.pt, last.pt, args.yaml, results.csv), the "
+                                              "training and evaluation plots and evaluation.json, to a folder")
+    sub.add_argument("execution", help=execution_help)
+    sub.add_argument("--to", metavar="DIR", default=None, help="where (default runs/<execution-id>/)")
+    sub = command("predict", c.cmd_predict, "run a model on local images: one line per image, and annotated "
+                                            "copies (to see what it does before approving it)")
+    sub.add_argument("model", metavar="EXECUTION|MODEL", help=f"{execution_help}, a model package ARN or a .pt file")
+    sub.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    sub.add_argument("--out", metavar="DIR", default=None,
+                     help="where the annotated copies go (default runs/<execution-id>/predict/)")
+    sub.add_argument("--conf", type=float, default=0.25, help="lowest confidence shown (default 0.25)")
 
     sub = command("render", c.cmd_render, "render the pipeline definition JSON (see `yolopipe render --help`)",
                   flags="none", add_help=False)

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from yolopipe_shared import evaluation
-from yolopipe_shared.execution_report import evaluation_file_uri, finite_headline_metrics, read_evaluation
-from yolopipe_shared.layout import split_s3_uri
+from yolopipe_shared.execution_report import finite_headline_metrics, read_evaluation
 
+from .. import artifacts
 from . import sinks
 from .scheduler import Execution, LocalExecutor
 from .stack import LocalStack
@@ -138,18 +137,14 @@ def save_execution(root: Path, result: LocalRunResult, execution: Execution, exe
                     clients: dict[str, Any], work: Path) -> Path:
     folder = _fresh(root / execution.execution_id)
     s3 = clients["s3"]
+    # What `yolopipe download` writes: model/, training/ (plots), evaluation.json and evaluation/ (plots).
     if result.model_artifact and execution.status != "Stopped":
-        bucket, key = split_s3_uri(result.model_artifact)
-        archive = folder / "model.tar.gz"
-        s3.download_file(bucket, key, str(archive))
-        with tarfile.open(archive) as tar:
-            tar.extractall(folder / "model", filter="data")
+        artifacts.fetch_training(s3, result.model_artifact, folder)
     if result.metrics and execution.scope is not None:
         for properties in execution.scope.steps.values():
             for output in (properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
                 if output.get("OutputName") == evaluation.EVALUATION_OUTPUT_NAME:
-                    bucket, key = split_s3_uri(evaluation_file_uri(output["S3Output"]["S3Uri"]))
-                    s3.download_file(bucket, key, str(folder / evaluation.EVALUATION_FILE))
+                    artifacts.fetch_evaluation(s3, output["S3Output"]["S3Uri"], folder)
     _write_notifications(folder, result, work)
     for step in execution.steps:
         log = executor.log_path(execution, step.name)
