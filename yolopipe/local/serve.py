@@ -105,7 +105,8 @@ class LocalServer:
             executor = LocalExecutor(self.emulator.client("s3"), self.emulator.client("sagemaker"), work / "jobs",
                                      region=self.emulator.region, on_event=events.put,
                                      on_progress=lambda e, text: log(f"{e.display_name}: {text}"),
-                                     extra_env={**job_env(work), **self.emulator.environment()})
+                                     extra_env={**job_env(work), **self.emulator.environment()},
+                                     logs=self.emulator.client("logs"))
             self.emulator.attach(executor)
             deploy_pipeline(self.emulator, stack, work, self.stack_parameters)
             pipeline_arn = clients["sagemaker"].describe_pipeline(PipelineName=stack.pipeline_name)["PipelineArn"]
