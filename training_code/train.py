@@ -387,8 +387,8 @@ class EpochReporter:
             **{k.split("/")[-1]: round(float(v), 5) for k, v in losses.items()},
             "map50": round(float(metrics.get("metrics/mAP50(B)", 0.0)), 5),
             "map50_95": round(float(metrics.get("metrics/mAP50-95(B)", 0.0)), 5),
-            # The epoch best.pt holds (Ultralytics' early stopper tracks it, across a resume too).
-            "best_epoch": int(getattr(getattr(trainer, "stopper", None), "best_epoch", trainer.epoch)) + 1,
+            # The epoch best.pt holds (Ultralytics' early stopper tracks it, 1-based, across a resume too).
+            "best_epoch": int(getattr(getattr(trainer, "stopper", None), "best_epoch", trainer.epoch + 1)),
             "time": time.time(),
         }
         with self.log_file.open("a") as fh:

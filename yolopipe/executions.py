@@ -370,8 +370,8 @@ def report(sm: Any, s3: Any, arn: str, *, prices: cost.PriceList | None = None) 
 
 def _step_job(step: Step, region: str) -> dict[str, Any]:
     """The step's job and where to look at it: its console page and its CloudWatch Logs streams."""
-    return {"step": step.name, "kind": step.job_kind, "job_name": step.job_name,
-            "reused_from": step.reused_from or None,
+    return {"step": step.name, "step_name": step.step_name or step.name, "kind": step.job_kind,
+            "job_name": step.job_name, "reused_from": step.reused_from or None,
             "console_url": job_console_url(region, step.job_kind, step.job_name),
             "logs_url": job_logs_url(region, step.job_kind, step.job_name)}
 

@@ -303,7 +303,7 @@ def _print_jobs(data: dict[str, Any]) -> None:
         print(f"\n{job['step']} job: {job['job_name']}{reused}")
         print(f"  console: {job['console_url']}")
         print(f"  logs:    {job['logs_url']}")
-        print(f"           yolopipe logs {data['arn'].rsplit('/', 1)[-1]} --step {job['step']}")
+        print(f"           yolopipe logs {data['arn'].rsplit('/', 1)[-1]} --step {job['step_name']}")
     if data.get("training"):
         print(f"\ntraining: {training_line(data['training'])}")
 

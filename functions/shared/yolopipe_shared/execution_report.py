@@ -104,6 +104,8 @@ class Step:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: For a step served by SageMaker's step cache: the execution whose job it reused.
     cache_source: str = ""
+    #: The definition's StepName (`name` is its display name when it has one).
+    step_name: str = ""
 
     @property
     def elapsed_s(self) -> float | None:
@@ -184,7 +186,9 @@ class ExecutionStatus:
                 **({"training": self.progress.to_dict()} if self.progress is not None else {})}
 
     def step(self, name: str) -> Step | None:
-        return next((s for s in self.steps if s.name == name), None)
+        """The step called `name` (its StepName or display name, any case)."""
+        wanted = name.casefold()
+        return next((s for s in self.steps if wanted in (s.step_name.casefold(), s.name.casefold())), None)
 
 
 def list_steps(sm: Any, arn: str) -> list[Step]:
@@ -203,6 +207,7 @@ def list_steps(sm: Any, arn: str) -> list[Step]:
             failure_reason=reason((metadata.get("Fail") or {}).get("ErrorMessage") or item.get("FailureReason")),
             metadata=metadata,
             cache_source=str((item.get("CacheHitResult") or {}).get("SourcePipelineExecutionArn") or ""),
+            step_name=str(item.get("StepName") or ""),
         ))
     return steps
 
