@@ -18,6 +18,7 @@ message that says what to do. Nothing here prints.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,10 @@ class Yolopipe:
         arn = self.resolve(execution)
         status = ex.execution_status(self._sm, arn)
         found = status.step(step)
+        while follow and (found is None or not found.job_kind) and not status.done:
+            time.sleep(interval)  # --follow on a step still to come: wait for its job
+            status = ex.execution_status(self._sm, arn)
+            found = status.step(step)
         if found is None or not found.job_kind:
             names = ", ".join(s.name for s in status.steps if s.job_kind) or "none yet"
             raise JobNotStarted(f"step {step!r} of execution {arn.rsplit('/', 1)[-1]} has no job "

@@ -311,7 +311,7 @@ def _print_jobs(data: dict[str, Any]) -> None:
 def cmd_logs(args: argparse.Namespace) -> int:
     import sys
 
-    for line in _client(args).logs(args.execution, step=args.step, follow=args.follow):
+    for line in _client(args).logs(args.execution, step=args.step, follow=args.follow, interval=args.interval):
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
     return EXIT_OK

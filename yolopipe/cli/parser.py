@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("execution", help=execution_help)
     sub.add_argument("--step", default="Train", help="the step whose job to show: Train (default) or Evaluate")
     sub.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the step ends")
+    sub.add_argument("--interval", type=float, default=5.0, help="with --follow: seconds between reads (default 5)")
     sub = command("compare", c.cmd_compare, "metrics and differing parameters of executions side by side")
     sub.add_argument("executions", nargs="+", metavar="EXECUTION", help=execution_help)
     sub = command("stop", c.cmd_stop, "stop a running execution")
