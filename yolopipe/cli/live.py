@@ -98,7 +98,7 @@ class WatchView:
     def changes(self, status: ExecutionStatus) -> list[str]:
         """The lines this poll adds: the execution's status, each step's, each new epoch (each once)."""
         name = status.display_name or status.arn.rsplit("/", 1)[-1]
-        candidates = [f"{name}: {status.status}"]
+        candidates: list[str] = []
         for step in status.steps:
             done = step.status not in ("Starting", "Executing", "Stopping")
             when = f" after {fmt_seconds(step.elapsed_s)}" if done and step.elapsed_s is not None else ""
@@ -108,6 +108,8 @@ class WatchView:
                 line = progress_line(status.progress)
                 if line:
                     candidates.append(f"  {step.name}: {line}")
+        overall = f"{name}: {status.status}"  # first while it runs, after its steps once it has ended
+        candidates = [*candidates, overall] if status.done else [overall, *candidates]
         new = [line for line in candidates if line not in self.seen]
         self.seen.update(new)
         return new
