@@ -48,6 +48,7 @@ from yolopipe_shared.evaluation import (
 )
 from yolopipe_shared.parameters import PARAMETERS, ParameterSpec
 from yolopipe_shared.pipeline_template import PLACEHOLDERS, placeholder
+from yolopipe_shared.training_progress import METRIC_DEFINITIONS
 
 if TYPE_CHECKING:
     from sagemaker.mlops.workflow.pipeline import Pipeline
@@ -281,6 +282,10 @@ def _train_step(config: PipelineConfig, session: Any, params: dict[str, Any]) ->
         def arguments(self) -> dict[str, Any]:
             request = dict(super().arguments)
             request.update(overrides)
+            # Per-epoch metrics the SageMaker way: parsed from train.py's epoch lines into the
+            # console's metrics, CloudWatch and FinalMetricDataList (yolopipe_shared.training_progress).
+            request["AlgorithmSpecification"] = {**request.get("AlgorithmSpecification", {}),
+                                                 "MetricDefinitions": METRIC_DEFINITIONS}
             return request
 
     # Checkpoints are keyed by what is trained (dataset + training parameters), not by execution:

@@ -14,7 +14,8 @@ Settings `--name value` arguments (how SageMaker passes hyperparameters) and SM_
          Unset batch/workers/cache/device get the fast values for this machine (fast_defaults).
 Outputs  SM_MODEL_DIR: best.pt, last.pt, args.yaml, results.csv, metrics.json, code/ (serving) (and
          mlflow_run.json when tracking to MLflow: mlflow_tracking.py);
-         SM_OUTPUT_DATA_DIR: plots. One line per epoch on stdout: `epoch 3/10 images/s=... map50_95=...`.
+         SM_OUTPUT_DATA_DIR: plots. One line per epoch on stdout: `epoch 3/10 images_per_second=...
+         map50_95=... best_epoch=...` (the format yolopipe_shared/training_progress.py's MetricDefinitions parse).
 Resume   A checkpoint every epoch in the checkpoint dir (`--checkpoint-dir`, else SM_CHECKPOINT_DIR, else
          /opt/ml/checkpoints in a SageMaker container, else ./runs/yolopipe/checkpoints).
          An unfinished run of the same configuration found there is resumed (spot interruptions
@@ -433,6 +434,8 @@ class EpochReporter:
             **{k.split("/")[-1]: round(float(v), 5) for k, v in losses.items()},
             "map50": round(float(metrics.get("metrics/mAP50(B)", 0.0)), 5),
             "map50_95": round(float(metrics.get("metrics/mAP50-95(B)", 0.0)), 5),
+            # The epoch best.pt holds (Ultralytics' early stopper tracks it, 1-based, across a resume too).
+            "best_epoch": int(getattr(getattr(trainer, "stopper", None), "best_epoch", trainer.epoch + 1)),
             "time": time.time(),
         }
         with self.log_file.open("a") as fh:

@@ -22,7 +22,8 @@ message that says what to do. Nothing here prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,10 @@ from yolopipe_shared.refusal import Refusal
 from . import executions as ex
 from .aws import Aws, Settings, aws_errors
 from .executions import ExecutionStatus
+
+
+class JobNotStarted(YolopipeError):
+    """`logs` for a step that has no job (not started yet, or a step without one)."""
 
 
 class NothingRegistered(YolopipeError):
@@ -274,9 +279,66 @@ class Yolopipe:
         return ex.execution_status(self._sm, self.resolve(execution))
 
     def watch(self, execution: str = "latest", *, on_update: Callable[[ExecutionStatus], None] | None = None,
-              interval: float = 10.0, timeout: float | None = None) -> ExecutionStatus:
-        return ex.watch(self._sm, self.resolve(execution), on_update=on_update or (lambda _: None),
-                                interval=interval, timeout=timeout)
+              interval: float = 10.0, timeout: float | None = None, progress: bool = True) -> ExecutionStatus:
+        """Poll until the execution ends; each update carries the Train job's epoch progress in
+        `.progress` (a TrainingProgress read from its CloudWatch Logs) unless `progress=False`."""
+        from .job_logs import training_progress
+
+        logs = self.aws.client("logs") if progress else None
+        finished: dict[str, Any] = {}  # job name -> its final progress (read once after it ended)
+
+        def with_progress(status: ExecutionStatus) -> None:
+            train = next((s for s in status.steps if s.job_kind == "TrainingJob"), None)
+            if logs is not None and train is not None and not train.cache_source:
+                name = train.job_name
+                if name in finished:
+                    status.progress = finished[name]
+                else:
+                    with aws_errors(what=f"the logs of training job {name!r}"):
+                        status.progress = training_progress(logs, name)
+                    if train.status not in ("Executing", "Starting", "Stopping"):
+                        finished[name] = status.progress
+            (on_update or (lambda _: None))(status)
+
+        return ex.watch(self._sm, self.resolve(execution), on_update=with_progress, interval=interval, timeout=timeout)
+
+    def progress(self, execution: str = "latest") -> Any:
+        """The Train job's epoch progress (TrainingProgress: latest epoch, losses, mAP50-95, images/s,
+        ETA, best epoch), or None before the Train step has a job or when it reused a cached one."""
+        from .job_logs import training_progress
+
+        status = self.status(execution)
+        train = next((s for s in status.steps if s.job_kind == "TrainingJob" and not s.cache_source), None)
+        if train is None:
+            return None
+        with aws_errors(what=f"the logs of training job {train.job_name!r}"):
+            return training_progress(self.aws.client("logs"), train.job_name)
+
+    def logs(self, execution: str = "latest", *, step: str = "Train", follow: bool = False,
+             interval: float = 5.0) -> Iterator[str]:
+        """The step's job output, line by line, from CloudWatch Logs (`follow`: until the step ends).
+        A step reused from the step cache shows the job it reused. JobNotStarted when the step has no job yet."""
+        from .job_logs import log_lines
+
+        arn = self.resolve(execution)
+        status = ex.execution_status(self._sm, arn)
+        found = status.step(step)
+        while follow and (found is None or not found.job_kind) and not status.done:
+            time.sleep(interval)  # --follow on a step still to come: wait for its job
+            status = ex.execution_status(self._sm, arn)
+            found = status.step(step)
+        if found is None or not found.job_kind:
+            names = ", ".join(s.name for s in status.steps if s.job_kind) or "none yet"
+            raise JobNotStarted(f"step {step!r} of execution {arn.rsplit('/', 1)[-1]} has no job "
+                                f"(steps with a job: {names}); try again once it runs, or pick another --step")
+
+        def finished() -> bool:
+            current = ex.execution_status(self._sm, arn).step(step)
+            return current is None or current.status not in ("Executing", "Starting", "Stopping")
+
+        with aws_errors(what=f"the logs of job {found.job_name!r}"):
+            yield from log_lines(self.aws.client("logs"), found.job_kind, found.job_name, follow=follow,
+                                 finished=finished, interval=interval)
 
     def report(self, execution: str = "latest") -> dict[str, Any]:
         return ex.report(self._sm, self.aws.client("s3"), self.resolve(execution), prices=self._prices)

@@ -18,7 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from yolopipe_shared import execution_report as read
 from yolopipe_shared.errors import ExecutionNotFound, ParameterError, YolopipeError
 from yolopipe_shared.execution_report import ExecutionStatus, Step, iso, parse_time, pipeline_name_from_arn, reason
 from yolopipe_shared.parameters import Value
+from yolopipe_shared.training_progress import TrainingSummary, job_console_url, job_logs_url
 
 from .aws import NotFound, aws_errors
 
@@ -323,10 +324,16 @@ def report(sm: Any, s3: Any, arn: str, *, prices: cost.PriceList | None = None) 
     artifacts: dict[str, str] = {}
     evaluation_doc: dict[str, Any] = {}
     model_package: dict[str, Any] = {}
+    step_jobs: list[dict[str, Any]] = []
+    training: dict[str, Any] = {}
     for step in status.steps:
+        if step.job_kind:
+            step_jobs.append(_step_job(step, region))
         if "TrainingJob" in step.metadata:
             job = _describe_job(sm, "training", step.metadata["TrainingJob"].get("Arn", ""))
             jobs.append(_job_cost(step, cost.TRAINING, job, prices, region))
+            if job and not step.cache_source:
+                training = asdict(TrainingSummary.from_description(job))
             uri = (job.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
             if uri:
                 artifacts[f"{step.name}.model"] = str(uri)
@@ -370,7 +377,17 @@ def report(sm: Any, s3: Any, arn: str, *, prices: cost.PriceList | None = None) 
         "cost": cost.ExecutionCost(jobs).to_dict(),
         # a quality gate lowered below the stack's for this run (`run --lower-gate`)
         "warnings": list(read.gate_warnings(sm, pipeline_name_from_arn(arn), values)),
+        "jobs": step_jobs,
+        "training": training,
     }
+
+
+def _step_job(step: Step, region: str) -> dict[str, Any]:
+    """The step's job and where to look at it: its console page and its CloudWatch Logs streams."""
+    return {"step": step.name, "step_name": step.step_name or step.name, "kind": step.job_kind,
+            "job_name": step.job_name, "reused_from": step.reused_from or None,
+            "console_url": job_console_url(region, step.job_kind, step.job_name),
+            "logs_url": job_logs_url(region, step.job_kind, step.job_name)}
 
 
 def compare(sm: Any, s3: Any, arns: list[str], *, prices: cost.PriceList | None = None) -> list[dict[str, Any]]:

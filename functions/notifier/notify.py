@@ -88,6 +88,38 @@ def cost_lines(report: ExecutionReport) -> list[str]:
 VERDICT_TITLE = "Compared with the approved model"
 
 
+#: The training lines' title (final statuses): the Train job in numbers and where to look at it.
+TRAINING_TITLE = "Training"
+
+
+def training_summary(report: ExecutionReport) -> str:
+    """`best epoch 7 of 12, 1h02m training, 48.2 images/s`, or where a cached Train step came from ('' if neither)."""
+    if report.status not in TERMINAL_STATUSES:
+        return ""
+    if report.reused_from:
+        return f"reused from execution {report.reused_from} (step cache: no training, no cost)"
+    done = report.training
+    if done is None:
+        return ""
+    parts = []
+    if done.best_epoch:
+        parts.append(f"best epoch {done.best_epoch}" + (f" of {done.epochs_done}" if done.epochs_done else ""))
+    if done.training_seconds is not None:
+        minutes, seconds = divmod(done.training_seconds, 60)
+        hours, minutes = divmod(minutes, 60)
+        parts.append((f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s") + " training")
+    if done.images_per_second:
+        parts.append(f"{done.images_per_second:g} images/s")
+    return ", ".join(parts)
+
+
+def training_links(report: ExecutionReport) -> list[tuple[str, str]]:
+    """(label, URL) of the training job's console page and its logs (final statuses, a job of its own)."""
+    if report.status not in TERMINAL_STATUSES or not report.training_job or report.reused_from:
+        return []
+    return [("Training job", report.training_job_url), ("Training logs", report.training_logs_url)]
+
+
 def metric_pairs(report: ExecutionReport) -> list[tuple[str, str]]:
     return [(evaluation.METRICS[name], f"{value:.3f}") for name, value in report.metrics.items()]
 
@@ -121,7 +153,13 @@ def slack_message(report: ExecutionReport) -> dict[str, Any]:
     spent = cost_lines(report)
     if spent:
         blocks.append(slack.section(f"*{COST_TITLE}*\n" + slack.escape("\n".join(spent))))
-    blocks.append(slack.button("Open in the SageMaker console", report.console_url))
+    trained = training_summary(report)
+    if trained:
+        blocks.append(slack.section(f"*{TRAINING_TITLE}*\n{slack.escape(trained)}"))
+    actions = slack.button("Open in the SageMaker console", report.console_url)
+    for label, url in training_links(report):
+        actions["elements"] += slack.button(label, url)["elements"]
+    blocks.append(actions)
     text = "; ".join([headline(report)] + [f"{k}: {v}" for k, v in facts(report)[1:] + metric_pairs(report)])
     if report.verdict:
         text += f"; {VERDICT_TITLE.lower()}: {report.verdict}"
@@ -133,6 +171,8 @@ def slack_message(report: ExecutionReport) -> dict[str, Any]:
         text += f"; {advice}"
     if spent:
         text += "; cost (estimate): " + ", ".join(spent)
+    if trained:
+        text += f"; {TRAINING_TITLE.lower()}: {trained}"
     return slack.message(text, blocks)
 
 
@@ -158,7 +198,11 @@ def email(report: ExecutionReport) -> tuple[str, str]:
     spent = cost_lines(report)
     if spent:
         lines += ["", f"{COST_TITLE}:"] + [f"  {line}" for line in spent]
+    trained = training_summary(report)
+    if trained:
+        lines += ["", f"{TRAINING_TITLE}: {trained}"]
     lines += ["", f"Console: {report.console_url}", f"Execution ARN: {report.execution_arn}"]
+    lines += [f"{label}: {url}" for label, url in training_links(report)]
     return email_subject(f"yolopipe: {headline(report)}"), "\n".join(lines) + "\n"
 
 

@@ -47,3 +47,65 @@ def test_upload_with_the_cli_trains_and_watch_follows_it(served: Any, sample_dat
     assert (server.finished[0].output_dir / "model" / "best.pt").is_file()
     shown = "\n".join(lines)
     assert "─ Slack" in shown and "Training succeeded: shapes" in shown
+    _progress_logs_and_cache_hits_are_visible(yolopipe, server, lines, output.out, capsys)
+
+
+def _progress_logs_and_cache_hits_are_visible(yolopipe: Any, server: Any, lines: list[str], watched: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13, items 1, 2 and 7 on the execution the test above ran (no second training)."""
+    import re
+
+    from yolopipe import Yolopipe
+
+    first = Yolopipe(local=True).status("latest")
+    first_id = first.arn.rsplit("/", 1)[-1]
+    # THEN watch (not a terminal) showed the Train job's epoch line, once, read from CloudWatch Logs
+    assert len(re.findall(r"Train YOLO11: epoch 1/1  mAP50-95 \d\.\d{3}  box \d+\.\d\d  cls", watched)) == 1, watched
+    assert re.search(r"Train YOLO11: Succeeded after \dm\d\ds", watched), watched
+    # and the notice carried the best epoch, the training time, images/s and the job's links
+    shown = "\n".join(lines)
+    assert re.search(r"best epoch 1 of 1, \dm\d\ds training, [0-9.]+ images/s", shown), shown[-3000:]
+    assert "#/jobs/pipelines-" in shown, shown[-3000:]
+    assert "logsV2:log-groups/log-group/$252Faws$252Fsagemaker$252FTrainingJobs" in shown
+
+    # WHEN the user asks for the Train and Evaluate jobs' output (--follow on a finished job ends)
+    assert yolopipe(["logs", "latest", "--local"]) == 0
+    train_log = capsys.readouterr().out
+    assert yolopipe(["logs", first_id, "--step", "Evaluate", "--follow", "--local"]) == 0
+    evaluate_log = capsys.readouterr().out
+    # THEN they are the jobs' own lines, from the emulator's CloudWatch Logs
+    assert re.search(r"^epoch 1/1 .*map50_95=", train_log, re.M) and "\ndone map50_95=" in train_log, train_log
+    assert "evaluation split=" in evaluate_log, evaluate_log
+    # and report names each job with its console page and its logs
+    assert yolopipe(["report", first_id, "--local"]) == 0
+    report = capsys.readouterr().out
+    assert re.search(r"^Train YOLO11 job: pipelines-\S+$", report, re.M) and "  logs:    https://" in report, report
+    assert re.search(r"^training: best epoch 1 of 1, \dm\d\ds training", report, re.M), report
+
+    # GIVEN the same execution started again (same parameters: SageMaker's step cache serves Train),
+    # stopped once Train is served
+    yp = Yolopipe(local=True)
+    sm = yp.aws.client("sagemaker")
+    params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=first.arn)["PipelineParameters"]
+    again = sm.start_pipeline_execution(PipelineName=yp.aws.pipeline_name(), PipelineParameters=params,
+                                        ClientRequestToken=f"retry-{first_id}".ljust(32, "0"))["PipelineExecutionArn"]
+    for _ in range(300):
+        train = yp.status(again).step("Train")
+        if train is not None and train.status == "Succeeded":
+            break
+        threading.Event().wait(0.1)
+    assert yolopipe(["stop", again, "--local"]) == 0  # Evaluate is never cached: no need to wait for it
+    capsys.readouterr()
+    # WHEN the user watches and reports it
+    assert yolopipe(["watch", again, "--local", "--interval", "0.5"]) == 1  # Stopped
+    watched_again = capsys.readouterr().out
+    assert yolopipe(["report", again, "--local"]) == 0
+    report_again = capsys.readouterr().out
+    # THEN both say where Train came from instead of an unexplained 0m00s, and so does the notice
+    assert f"Train YOLO11: Succeeded (reused from execution {first_id})" in watched_again, watched_again
+    assert "Train YOLO11 job: " in report_again and f"reused from execution {first_id}" in report_again, report_again
+    for _ in range(50):
+        if len(server.finished) >= 2:
+            break
+        threading.Event().wait(0.2)
+    assert f"reused from execution {first_id} (step cache" in "\n".join(lines)[len(shown):]

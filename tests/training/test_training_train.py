@@ -84,3 +84,23 @@ def test_fine_tunes_from_the_weights_channel(trained, tmp_path):
     assert args["yolopipe"]["weights"] == str(weights / "best.pt")
     assert "yolopipe: weights: channel weights" in done.stdout, "the log says what training started from"
     assert tuned.metrics()["map50"] > 0.0, "a trained starting point finds shapes after one epoch"
+
+
+def test_metric_definitions_read_every_epoch_line(trained):
+    """GIVEN the 12-epoch run's real stdout
+    WHEN SageMaker's MetricDefinitions (the Train step's) are applied to it, as SageMaker does
+    THEN each metric has a value per epoch, and the last ones name the epoch, a mAP50-95 in [0, 1],
+    images/s and the best epoch: what the console, CloudWatch and DescribeTrainingJob show."""
+    import re
+
+    from yolopipe_shared.training_progress import METRIC_DEFINITIONS
+
+    _, done, _ = trained
+    lines = done.stdout.splitlines()
+    last = {}
+    for definition in METRIC_DEFINITIONS:
+        values = [float(m.group(1)) for m in (re.search(definition["Regex"], line) for line in lines) if m]
+        assert len(values) == 12, definition
+        last[definition["Name"]] = values[-1]
+    assert last["epoch"] == 12 and 0.0 <= last["val:map50_95"] <= 1.0
+    assert last["train:images_per_second"] > 0 and 1 <= last["val:best_epoch"] <= 12

@@ -14,7 +14,6 @@ from yolopipe_shared.refusal import Refusal
 from .output import (
     EXIT_FAILED,
     EXIT_OK,
-    StatusRenderer,
     cost_table,
     err,
     fmt_metric,
@@ -287,8 +286,10 @@ def _show_refusal(args: argparse.Namespace, refusal: Refusal) -> int:
 def _watch(args: argparse.Namespace, client: Yolopipe, arn: str) -> int:
     import sys
 
-    renderer = StatusRenderer(sys.stdout, json_lines=args.json)
-    final = client.watch(arn, on_update=renderer, interval=args.interval, timeout=args.timeout)
+    from .live import WatchView
+
+    with WatchView(sys.stdout, json_lines=args.json) as view:
+        final = client.watch(arn, on_update=view, interval=args.interval, timeout=args.timeout)
     if not args.json:
         print(f"{final.status} after {fmt_seconds(final.elapsed_s)}"
               + (f": {final.failure_reason}" if final.failure_reason else ""))
@@ -313,9 +314,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(table([(name, fmt_parameter(name, value)) for name, value in data["parameters"].items()],
                  ("NAME", "VALUE")))
     if data["steps"]:
+        from .live import step_elapsed
+
         print("\nsteps")
-        print(table([(s["name"], s["type"], s["status"], fmt_seconds(s["elapsed_s"]), s["failure_reason"][:70])
+        print(table([(s["name"], s["type"], s["status"], step_elapsed(s), s["failure_reason"][:70])
                       for s in data["steps"]], ("STEP", "TYPE", "STATUS", "ELAPSED", "REASON")))
+    _print_jobs(data)
     if data["metrics"]:
         from yolopipe_shared.evaluation import METRICS
 
@@ -342,6 +346,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     if data["cost"]["jobs"]:
         print("\ncost (estimate: SageMaker jobs only)")
         print(cost_table(data["cost"]))
+    return EXIT_OK
+
+
+def _print_jobs(data: dict[str, Any]) -> None:
+    """Each step's job with its console page and log streams, and the training in numbers."""
+    from .live import training_line
+
+    for job in data.get("jobs") or []:
+        reused = f", reused from execution {job['reused_from']}" if job.get("reused_from") else ""
+        print(f"\n{job['step']} job: {job['job_name']}{reused}")
+        print(f"  console: {job['console_url']}")
+        print(f"  logs:    {job['logs_url']}")
+        print(f"           yolopipe logs {data['arn'].rsplit('/', 1)[-1]} --step {job['step_name']}")
+    if data.get("training"):
+        print(f"\ntraining: {training_line(data['training'])}")
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    import sys
+
+    for line in _client(args).logs(args.execution, step=args.step, follow=args.follow, interval=args.interval):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
     return EXIT_OK
 
 

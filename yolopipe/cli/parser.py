@@ -19,11 +19,12 @@ typical flow:
   yolopipe doctor                                  is this account ready?
   yolopipe dataset validate ./my-dataset           the trigger's rules, locally
   yolopipe upload ./my-dataset --name cats         upload (data.yaml last starts training)
-  yolopipe watch latest                            live step table until it ends
+  yolopipe watch latest                            steps and epoch progress until it ends
   yolopipe report latest                           metrics, per-class table, model package
   yolopipe download latest                         best.pt, plots, evaluation.json -> runs/<execution>/
   yolopipe predict latest photo.jpg                the model on your images: annotated copies
   yolopipe approve latest [--reject]               its model package: approved (or rejected)
+  yolopipe logs latest --follow                    the training job's own output
   yolopipe run --dataset cats --epochs 50          train again with other parameters
 
 AWS: --profile/--region as the AWS CLI; --endpoint-url (or AWS_ENDPOINT_URL) for an emulator;
@@ -192,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     _watch_options(sub)
     sub = command("report", c.cmd_report, "parameters, metrics, per-class table, model package, artifacts")
     sub.add_argument("execution", help=execution_help)
+    sub = command("logs", c.cmd_logs, "a step's job output from CloudWatch Logs (the Train or Evaluate job)")
+    sub.add_argument("execution", help=execution_help)
+    sub.add_argument("--step", default="Train", help="the step whose job to show: Train (default) or Evaluate")
+    sub.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the step ends")
+    sub.add_argument("--interval", type=float, default=5.0, help="with --follow: seconds between reads (default 5)")
     sub = command("compare", c.cmd_compare, "metrics and differing parameters of executions side by side")
     sub.add_argument("executions", nargs="+", metavar="EXECUTION", help=execution_help)
     sub = command("stop", c.cmd_stop, "stop a running execution")

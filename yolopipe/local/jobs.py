@@ -34,6 +34,7 @@ from yolopipe_shared.layout import split_s3_uri
 from .events import now
 from .expressions import ExpressionError
 from .instances import OtherInstances, torchrun_environment
+from .job_output import JobOutput
 
 if TYPE_CHECKING:
     from .scheduler import Execution, StepRecord
@@ -92,8 +93,11 @@ class ContainerJobs:
     response (what DescribeTrainingJob / DescribeProcessingJob answer)."""
 
     def __init__(self, s3: Any, work_dir: Path, *, region: str, account: str, python: str,
-                 extra_env: dict[str, str] | None, progress: Callable[[Execution, str], None]) -> None:
+                 extra_env: dict[str, str] | None, progress: Callable[[Execution, str], None],
+                 logs: Any = None) -> None:
         self.s3 = s3
+        #: The emulator's CloudWatch Logs: each job's output goes there too (job_output.JobOutput).
+        self.logs = logs
         self.work_dir = work_dir
         self.region = region
         self.account = account
@@ -202,7 +206,7 @@ class ContainerJobs:
         self._upload_tarball(model_dir, artifact)
         if any(output_data.iterdir()):
             self._upload_tarball(output_data, f"{output_path.rstrip('/')}/{job}/output/output.tar.gz")
-        description.update({"ModelArtifacts": {"S3ModelArtifacts": artifact}, "FinalMetricDataList": []})
+        description.update({"ModelArtifacts": {"S3ModelArtifacts": artifact}})
         return description
 
     def processing(self, execution: Execution, step_name: str, arguments: dict[str, Any],
@@ -271,10 +275,12 @@ class ContainerJobs:
         self.jobs[name] = description
         return description
 
-    def _run_job(self, description: dict[str, Any], job_kind: str, *args: Any, **kwargs: Any) -> None:
+    def _run_job(self, description: dict[str, Any], job_kind: str, *args: Any, **kwargs: Any) -> JobOutput:
         kind = job_kind
+        metrics = (description.get("AlgorithmSpecification") or {}).get("MetricDefinitions")
+        output = JobOutput(self.logs, kind, description[f"{kind}Name"], metrics)
         try:
-            self._run_process(*args, **kwargs)
+            self._run_process(*args, output=output, **kwargs)
         except StepStopped:
             description[f"{kind}Status"] = "Stopped"
             raise
@@ -282,20 +288,24 @@ class ContainerJobs:
             description.update({f"{kind}Status": "Failed", "FailureReason": str(exc)[:1024]})
             raise
         finally:
+            output.flush()
             ended = description[f"{kind.removesuffix('Job')}EndTime"] = description["LastModifiedTime"] = now()
             if kind == "TrainingJob":
+                description["FinalMetricDataList"] = output.final_metric_data()
                 # What SageMaker reports (the cost line reads them); no spot here, so all of it is billable.
                 seconds = max(1, round((ended - description["TrainingStartTime"]).total_seconds()))
                 description["TrainingTimeInSeconds"] = description["BillableTimeInSeconds"] = seconds
         description[f"{kind}Status"] = "Completed"
         if kind == "TrainingJob":
             description["SecondaryStatus"] = "Completed"
+        return output
 
     def log_path(self, execution_id: str, step: str) -> Path:
         return self.work_dir / execution_id / f"{step}.log"
 
     def _run_process(self, execution: Execution, step: str, command: list[str], *, cwd: Path,
-                     env: dict[str, str], limit: float | None, failure_file: Path, kind: str) -> None:
+                     env: dict[str, str], limit: float | None, failure_file: Path, kind: str,
+                     output: JobOutput) -> None:
         shims = self.work_dir / "bin"
         if not (shims / "python3").exists():
             shims.mkdir(parents=True, exist_ok=True)
@@ -319,11 +329,13 @@ class ContainerJobs:
                 log.write(raw)
                 for line in raw.replace("\r", "\n").splitlines():
                     tail.append(line)
+                    output.line(line)
                     epoch = _epoch(line)
                     if epoch and epoch != last_epoch:
                         last_epoch = epoch
                         self._progress(execution, f"step {step}: epoch {epoch[0]}/{epoch[1]}{_epoch_facts(line)}")
             code = process.wait()
+            output.flush()
         if execution.stop_requested.is_set():
             raise StepStopped()
         if limit and time.monotonic() - started >= limit:

@@ -112,6 +112,7 @@ def run_local(
                 on_event=events.put, on_progress=lambda _e, text: log(text),
                 # jobs reach the emulator as SageMaker's reach AWS (evaluate.py: the approved baseline)
                 extra_env={**job_env(work), **emulator.environment()},
+                logs=emulator.client("logs"),
             )
             emulator.attach(executor)
         log(f"AWS emulator on {emulator.endpoint_url}: bucket {stack.bucket}, topic, table, secret, "

@@ -212,6 +212,7 @@ class LocalExecutor:
         on_progress: Callable[[Execution, str], None] | None = None,
         python: str = sys.executable,
         extra_env: dict[str, str] | None = None,
+        logs: Any = None,
     ) -> None:
         self.s3 = s3
         self.sagemaker = sagemaker
@@ -224,7 +225,7 @@ class LocalExecutor:
         self.extra_env = dict(extra_env or {})
         self.executions: dict[str, Execution] = {}
         self.container_jobs = ContainerJobs(s3, self.work_dir, region=region, account=account, python=python,
-                                            extra_env=extra_env, progress=self._progress)
+                                            extra_env=extra_env, progress=self._progress, logs=logs)
         #: Training / processing job name -> its Describe*Job response (what the notifier reads).
         self.jobs = self.container_jobs.jobs
         self._tokens: dict[tuple[str, str], str] = {}

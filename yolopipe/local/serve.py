@@ -106,7 +106,8 @@ class LocalServer:
             executor = LocalExecutor(self.emulator.client("s3"), self.emulator.client("sagemaker"), work / "jobs",
                                      region=self.emulator.region, on_event=events.put,
                                      on_progress=lambda e, text: log(f"{e.display_name}: {text}"),
-                                     extra_env={**job_env(work), **self.emulator.environment()})
+                                     extra_env={**job_env(work), **self.emulator.environment()},
+                                     logs=self.emulator.client("logs"))
             self.emulator.attach(executor)
             if "Weights" not in self.stack_parameters:  # the official weights when at hand, else scratch (said)
                 self.stack_parameters["Weights"] = choose_weights(

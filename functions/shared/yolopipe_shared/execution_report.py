@@ -26,6 +26,7 @@ from . import evaluation, parameters
 from .cost import ExecutionCost, PriceList, execution_cost
 from .errors import ExecutionNotFound
 from .layout import NOTIFY_STATUSES, STEP_EVALUATE, TERMINAL_STATUSES, split_s3_uri
+from .training_progress import TrainingSummary, job_console_url, job_logs_url
 
 __all__ = ["NOTIFY_STATUSES", "TERMINAL_STATUSES", "ExecutionReport", "ExecutionStatus", "Step", "gather_report"]
 
@@ -37,6 +38,8 @@ EVALUATION_MAX_BYTES = 4 * 1024 * 1024
 STEP_TYPES = {"TrainingJob": "Training", "ProcessingJob": "Processing", "Condition": "Condition",
               "RegisterModel": "RegisterModel", "Fail": "Fail", "Model": "Model", "TransformJob": "Transform",
               "Lambda": "Lambda", "QualityCheck": "QualityCheck", "ClarifyCheck": "ClarifyCheck"}
+#: The metadata keys of steps that run a job with logs of its own.
+JOB_KINDS = ("TrainingJob", "ProcessingJob")
 
 
 # --- small readers -----------------------------------------------------------------------------
@@ -101,6 +104,8 @@ class Step:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: For a step served by SageMaker's step cache: the execution whose job it reused.
     cache_source: str = ""
+    #: The definition's StepName (`name` is its display name when it has one).
+    step_name: str = ""
 
     @property
     def elapsed_s(self) -> float | None:
@@ -112,9 +117,24 @@ class Step:
         """The ARN of the step's `TrainingJob` / `ProcessingJob` / `RegisterModel` ('' if none)."""
         return str((self.metadata.get(kind) or {}).get("Arn") or "")
 
+    @property
+    def job_kind(self) -> str:
+        """`TrainingJob` / `ProcessingJob` for a step that ran (or reused) a job, else ''."""
+        return next((kind for kind in JOB_KINDS if self.job_arn(kind)), "")
+
+    @property
+    def job_name(self) -> str:
+        return execution_id(self.job_arn(self.job_kind)) if self.job_kind else ""
+
+    @property
+    def reused_from(self) -> str:
+        """The id of the execution whose job a cached step reused ('' if it ran its own)."""
+        return execution_id(self.cache_source) if self.cache_source else ""
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "status": self.status, "started": iso(self.started),
-                "ended": iso(self.ended), "elapsed_s": _round(self.elapsed_s), "failure_reason": self.failure_reason}
+                "ended": iso(self.ended), "elapsed_s": _round(self.elapsed_s), "failure_reason": self.failure_reason,
+                "job_name": self.job_name or None, "reused_from": self.reused_from or None}
 
 
 @dataclass
@@ -127,6 +147,8 @@ class ExecutionStatus:
     failure_reason: str
     steps: list[Step]
     pipeline_arn: str = ""
+    #: The running (or last) Train job's progress, when the reader asked for it (TrainingProgress).
+    progress: Any = None
 
     @property
     def done(self) -> bool:
@@ -160,7 +182,13 @@ class ExecutionStatus:
     def to_dict(self) -> dict[str, Any]:
         return {"arn": self.arn, "status": self.status, "display_name": self.display_name,
                 "started": iso(self.started), "ended": iso(self.ended), "elapsed_s": _round(self.elapsed_s),
-                "failure_reason": self.failure_reason, "steps": [s.to_dict() for s in self.steps]}
+                "failure_reason": self.failure_reason, "steps": [s.to_dict() for s in self.steps],
+                **({"training": self.progress.to_dict()} if self.progress is not None else {})}
+
+    def step(self, name: str) -> Step | None:
+        """The step called `name` (its StepName or display name, any case)."""
+        wanted = name.casefold()
+        return next((s for s in self.steps if wanted in (s.step_name.casefold(), s.name.casefold())), None)
 
 
 def list_steps(sm: Any, arn: str) -> list[Step]:
@@ -179,6 +207,7 @@ def list_steps(sm: Any, arn: str) -> list[Step]:
             failure_reason=reason((metadata.get("Fail") or {}).get("ErrorMessage") or item.get("FailureReason")),
             metadata=metadata,
             cache_source=str((item.get("CacheHitResult") or {}).get("SourcePipelineExecutionArn") or ""),
+            step_name=str(item.get("StepName") or ""),
         ))
     return steps
 
@@ -281,6 +310,11 @@ class ExecutionReport:
     cost: ExecutionCost | None = None
     #: What the team must not miss (a quality gate lowered below the stack's for this run).
     warnings: tuple[str, ...] = ()
+    #: The Train step's job (final statuses): best epoch, training time, images/s; None if unread.
+    training: TrainingSummary | None = None
+    #: The Train step's job name, and the execution whose job it reused from the step cache ('' if none).
+    training_job: str = ""
+    reused_from: str = ""
 
     @property
     def dataset(self) -> str:
@@ -303,6 +337,14 @@ class ExecutionReport:
     def console_url(self) -> str:
         return (f"https://{self.region}.console.aws.amazon.com/sagemaker/home?region={self.region}"
                 f"#/pipelines/{quote(self.pipeline_name)}/executions/{quote(execution_id(self.execution_arn))}")
+
+    @property
+    def training_job_url(self) -> str:
+        return job_console_url(self.region, "TrainingJob", self.training_job) if self.training_job else ""
+
+    @property
+    def training_logs_url(self) -> str:
+        return job_logs_url(self.region, "TrainingJob", self.training_job) if self.training_job else ""
 
 
 def _best_effort(what: str, read: Callable[[], Any], default: Any) -> Any:
@@ -359,6 +401,11 @@ def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: st
     if prices is not None and execution.done:
         spent = _best_effort("cost", lambda: execution_cost(sagemaker, steps, prices, region), None)
     pipeline_name = pipeline_name_from_arn(execution.pipeline_arn or str(detail.get("pipelineArn") or arn))
+    train = next((s for s in steps if s.job_kind == "TrainingJob"), None)
+    training = None
+    if train is not None and execution.done and not train.cache_source:
+        training = _best_effort("training job", lambda: TrainingSummary.from_description(
+            sagemaker.describe_training_job(TrainingJobName=train.job_name)), None)
     return ExecutionReport(
         status=status,
         pipeline_name=pipeline_name,
@@ -377,6 +424,9 @@ def gather_report(detail: dict[str, Any], *, sagemaker: Any, s3: Any, region: st
         failure_reason=failure_reason,
         cost=spent,
         warnings=gate_warnings(sagemaker, pipeline_name, values),
+        training=training,
+        training_job=train.job_name if train else "",
+        reused_from=train.reused_from if train else "",
     )
 
 

@@ -80,7 +80,7 @@ def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
         role = f"arn:aws:iam::123456789012:role/{ROLE_NAME}"
         for name, score, mode in (("good", 0.7, "ok"), ("poor", 0.25, "ok"), ("slow", 0.7, "sleep")):
             sagemaker.create_pipeline(PipelineName=name, PipelineDefinition=definition_json(score, mode), RoleArn=role)
-        executor = LocalExecutor(s3, sagemaker, tmp_path / "jobs")
+        executor = LocalExecutor(s3, sagemaker, tmp_path / "jobs", logs=emulator.client("logs"))
         emulator.attach(executor)
         yield {"endpoint": emulator.endpoint_url, "s3": s3, "sagemaker": sagemaker, "executor": executor,
                "args": ("--endpoint-url", emulator.endpoint_url, "--bucket", BUCKET)}

@@ -242,12 +242,9 @@ def test_watch_on_a_terminal_redraws_the_table_in_place(cli: Any, local: dict[st
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     # WHEN the user watches it
     result = cli("watch", *local["args"], arn, "--interval", "0.1")
-    # THEN each new frame first moves the cursor back over the previous one and clears it
+    # THEN rich's live display redraws each frame over the previous one (erase line, cursor up)
+    # and the last frame is the final step table
     assert result.code == 0
-    frames = re.split(r"\x1b\[\d+F\x1b\[J", result.out)
+    frames = re.split(r"(?:\r?\x1b\[2K\x1b\[1A)+\x1b\[2K", result.out)
     assert len(frames) >= 2
-    assert "\x1b" not in "".join(frames)  # no other escapes
     assert "Register" in frames[-1] and "Succeeded" in frames[-1]
-    # the cursor moves back exactly over the lines of the frame before
-    moves = [int(n) for n in re.findall(r"\x1b\[(\d+)F", result.out)]
-    assert moves == [frame.count("\n") for frame in frames[:-1]]
