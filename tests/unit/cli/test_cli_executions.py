@@ -108,7 +108,7 @@ def test_executions_list_shows_newest_first(cli: Any, local: dict[str, Any]) -> 
     # GIVEN two executions, one failed and one succeeded
     first = _start(cli, local, "poor")
     local["executor"].wait(first, 30)
-    second = _start(cli, local, "poor", "--min-map50-95", "0.1")
+    second = _start(cli, local, "poor", "--min-map50-95", "0.1", "--lower-gate")
     local["executor"].wait(second, 30)
     # WHEN the user lists the pipeline's executions
     result = cli("executions", "list", *local["args"], "--pipeline", "poor", "--json")
