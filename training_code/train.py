@@ -20,6 +20,8 @@ Resume   A checkpoint every epoch in the checkpoint dir (`--checkpoint-dir`, els
          /opt/ml/checkpoints in a SageMaker container, else ./runs/yolopipe/checkpoints).
          An unfinished run of the same configuration found there is resumed (spot interruptions
          lose at most one epoch); a finished or different one is cleared and training starts anew.
+Scale    Under torchrun (several instances or GPUs: SageMaker's toolkit starts it) every process trains
+         its share of the global batch; global rank 0 writes the outputs (distributed.py).
 
 Expected failures (bad settings, a rejected data.yaml) print one line and exit 2, before training.
 """
