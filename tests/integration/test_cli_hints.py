@@ -207,10 +207,11 @@ class Stage:
         printed = out.getvalue() + errors.getvalue()
         self.ran[tuple(argv)] = (where, code, printed)
         ended = re.findall(r"^(Succeeded|Failed|Stopped) after", out.getvalue(), re.M)
-        expected = 1 if ended and ended[-1] != "Succeeded" else 0  # watch: 0 only on Succeeded
+        # watch: 0 only on Succeeded; an execution this test stopped is Stopped (1); none should fail
+        expected = 1 if ended and ended[-1] == "Stopped" else 0
         if code != expected:
             self.failures.append(f"{where}: `yolopipe {shlex.join(argv)}` exited {code}, expected {expected}:\n"
-                                 f"{printed[-1500:]}")
+                                 f"{printed[-1500:]}\nlocal serve said:\n" + "\n".join(self.lines[-15:]))
         if "data.yaml written last" in printed:
             self.wait_for(lambda: len([line for line in self.lines if "trigger:" in line]) > triggers)
         self.stop_running()
