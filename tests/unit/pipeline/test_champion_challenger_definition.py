@@ -28,7 +28,8 @@ BASELINE = {"model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model
 def _scope(document: dict[str, Any], **parameters: Any) -> Scope:
     """What the service sees once Evaluate wrote `document` as evaluation.json."""
     files = {OUTPUT_URI + "/" + EVALUATION_FILE: json.dumps(document).encode()}
-    scope = Scope(parameters={**defaults(), **parameters}, execution={"PipelineExecutionId": "abc", "PipelineName": "yolopipe"},
+    scope = Scope(parameters={**defaults(), **parameters},
+                  execution={"PipelineExecutionId": "abc", "PipelineName": "yolopipe"},
                   read_s3=lambda uri: files[uri])
     scope.steps["Evaluate"] = {"ProcessingOutputConfig": {"Outputs": [
         {"OutputName": EVALUATION_OUTPUT_NAME, "S3Output": {"S3Uri": OUTPUT_URI}}]}}
