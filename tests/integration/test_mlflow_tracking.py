@@ -99,6 +99,7 @@ def test_a_tracked_run_has_parameters_epochs_evaluation_and_model_in_mlflow(
     # THEN evaluation.json names the run, and the run is named after the execution
     evaluation = json.loads((result.output_dir / "evaluation.json").read_text())
     tracked = evaluation["mlflow"]
+    assert tracked, "the jobs could not track; the server said:\n" + access_log.read_text()[-3000:]
     assert tracked["run_name"] == execution_id and tracked["url"].startswith(f"{uri}/#/experiments/")
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(tracked["run_id"])
