@@ -328,7 +328,7 @@ class Yolopipe:
             status = ex.execution_status(self._sm, arn)
             found = status.step(step)
         if found is None or not found.job_kind:
-            names = ", ".join(s.name for s in status.steps if s.job_kind) or "none yet"
+            names = ", ".join(s.step_name or s.name for s in status.steps if s.job_kind) or "none yet"
             raise JobNotStarted(f"step {step!r} of execution {arn.rsplit('/', 1)[-1]} has no job "
                                 f"(steps with a job: {names}); try again once it runs, or pick another --step")
 

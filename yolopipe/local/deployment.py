@@ -36,10 +36,7 @@ class LocalRunError(YolopipeError):
 def process_env(emulator: Emulator) -> dict[str, str]:
     """A function's process environment: like Lambda's, nothing inherited but the basics."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
-    # The layer on the path, as Lambda puts a layer's python/ there: this checkout's contract, not
-    # whichever checkout an editable install of the package points at.
-    layer = {"PYTHONPATH": str(REPO_ROOT / "functions" / "shared")}
-    return {**{k: os.environ[k] for k in keep if k in os.environ}, **layer, **emulator.environment()}
+    return {**{k: os.environ[k] for k in keep if k in os.environ}, **emulator.environment()}
 
 
 def job_env(work: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from yolopipe_shared.errors import YolopipeError
 
-from .stack import FunctionSpec
+from .stack import REPO_ROOT, FunctionSpec
 
 
 class InvocationFailed(YolopipeError):
@@ -33,6 +33,9 @@ def invoke(spec: FunctionSpec, event: dict[str, Any], env: dict[str, str], *, lo
            python: str = sys.executable) -> Invocation:
     """Run the handler once with `event`; return its result or raise InvocationFailed with its error."""
     started = time.perf_counter()
+    # The layer on the path, as Lambda puts a layer's python/ there: this checkout's contract, not
+    # whichever checkout an editable install of the package points at.
+    env = {**env, "PYTHONPATH": str(REPO_ROOT / "functions" / "shared")}
     with tempfile.TemporaryDirectory(prefix="yolopipe-lambda-") as tmp:
         result_file = Path(tmp) / "result.json"
         process = subprocess.run(

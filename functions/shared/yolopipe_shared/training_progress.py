@@ -45,7 +45,7 @@ METRIC_DEFINITIONS: list[dict[str, str]] = [
     for name, key in METRIC_FIELDS.items()
 ]
 #: A FilterLogEvents term that every epoch line contains (the lines are then parsed exactly).
-FILTER_PATTERN = '"epoch "'
+FILTER_PATTERN = '"epoch"'
 #: The most epoch lines a reader keeps (MaxEpochs is 300; a resumed job repeats a few).
 MAX_EPOCHS_KEPT = 2000
 
