@@ -68,8 +68,9 @@ def test_the_gate_is_lowered_only_on_purpose_and_then_flagged(cli: Any, aws: dic
     assert _sent(aws)["MinMap50_95"] == "0.3"
 
 
-def test_report_flags_a_run_whose_gate_was_lowered(cli: Any, local: dict[str, Any]) -> None:
-    # GIVEN an execution run with --lower-gate on a pipeline whose gate is 0.5
+def test_report_flags_a_lowered_gate_and_the_next_run_can_start_from_that_model(cli: Any,
+                                                                               local: dict[str, Any]) -> None:
+    # GIVEN an execution run with --lower-gate on a pipeline whose gate is 0.5; it registers a model
     started = cli("run", *local["args"], "--pipeline", "good", "--dataset", f"s3://{BUCKET}/datasets/d/",
                   "--min-map50-95", "0.25", "--lower-gate", "--watch", "--interval", "0.2")
     assert started.code == 0, started.err
@@ -77,6 +78,11 @@ def test_report_flags_a_run_whose_gate_was_lowered(cli: Any, local: dict[str, An
     report = cli("report", *local["args"], "--pipeline", "good", "latest")
     # THEN it warns that the gate was lowered, and by how much
     assert "warning: quality gate lowered to 0.25 for this run (the stack's MinMap50_95 is 0.5)" in report.out
+    # WHEN the next run names that execution (`latest`) as its starting point ("retrain on new data")
+    planned = cli("run", *local["args"], "--pipeline", "good", "--dataset", f"s3://{BUCKET}/datasets/d/",
+                  "--weights", "latest", "--dry-run", "--json").json()
+    # THEN it starts from that execution's registered model package
+    assert ":model-package/" in planned["parameters"]["Weights"], planned["parameters"]
 
 
 def test_weights_stage_offline_fails_in_one_line(cli: Any, aws: dict[str, Any]) -> None:
@@ -91,15 +97,3 @@ def test_weights_stage_offline_fails_in_one_line(cli: Any, aws: dict[str, Any]) 
     assert result.code == 1, result.err
     assert "offline (YOLO_OFFLINE): yolo11s.pt is not in" in result.err and len(result.err.strip().splitlines()) == 1
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="weights/")
-
-
-def test_weights_may_name_an_earlier_execution(cli: Any, local: dict[str, Any]) -> None:
-    # GIVEN an execution that trained and registered a model
-    first = cli("run", *local["args"], "--pipeline", "good", "--dataset", f"s3://{BUCKET}/datasets/d/",
-                "--watch", "--interval", "0.2")
-    assert first.code == 0, first.err
-    # WHEN the next run names it (`latest`) as its starting point ("retrain on new data")
-    planned = cli("run", *local["args"], "--pipeline", "good", "--dataset", f"s3://{BUCKET}/datasets/d/",
-                  "--weights", "latest", "--dry-run", "--json").json()
-    # THEN it starts from that execution's registered model package
-    assert ":model-package/" in planned["parameters"]["Weights"], planned["parameters"]
