@@ -16,6 +16,7 @@ count and sizes are bounded before anything is written.
 
 from __future__ import annotations
 
+import os
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -262,6 +263,8 @@ def predict(weights: Path, images: Sequence[str | Path], out: Path, *, conf: flo
         raise ParameterError("give at least one image")
     paths = [Path(image) for image in images]
     sizes = [_check_image(path) for path in paths]  # every image checked before the model loads
+    # Ultralytics' INFO lines go to stdout, where they would mix with the command's own output (and --json).
+    os.environ.setdefault("YOLO_VERBOSE", "False")
     from ultralytics import YOLO
 
     model = YOLO(str(weights), task="detect")
