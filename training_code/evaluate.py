@@ -84,6 +84,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="log the evaluation to the MLflow run that trained the model (default: off)")
     parser.add_argument("--mlflow-experiment", default=None, help="MLflow experiment (default: the training's)")
     parser.add_argument("--mlflow-run-name", default=None, help="name the run after this (the pipeline execution)")
+    parser.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
+                        help="write the curves and confusion matrices beside evaluation.json (default: yes)")
     return parser.parse_args(list(argv))
 
 
@@ -233,7 +235,8 @@ def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: in
              device: str | None = None, model_package_group: str | None = None,
              min_map50_95: float | None = None, min_improvement: float | None = None,
              clients: tuple[Any, Any] | None = None, mlflow_tracking_uri: str | None = None,
-             mlflow_experiment: str | None = None, mlflow_run_name: str | None = None) -> dict[str, Any]:
+             mlflow_experiment: str | None = None, mlflow_run_name: str | None = None,
+             plots: bool = True) -> dict[str, Any]:
     """Validate `model_path` on the dataset's test split (else val) and, with `model_package_group`,
     the group's latest approved model too; write and return evaluation.json.
 
@@ -252,9 +255,9 @@ def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: in
         size = imgsz or int(train_args.get("imgsz") or 640)
         names = parsed.names
         metrics, per_class, instances = _score(weights, data_yaml, names, size=size, batch=batch, device=device,
-                                               runs=scratch / "runs", plots=True)
+                                               runs=scratch / "runs", plots=plots)
         output_dir.mkdir(parents=True, exist_ok=True)
-        plots = _keep_plots(scratch / "runs" / "val", output_dir)
+        kept = _keep_plots(scratch / "runs" / "val", output_dir) if plots else []
         baseline_doc: dict[str, Any] | None = None
         baseline_error: str | None = None
         if model_package_group:
@@ -282,7 +285,7 @@ def evaluate(model_path: Path, dataset_dir: Path, output_dir: Path, *, imgsz: in
                 "names": names,
                 "ultralytics": __version__,
             },
-            "plots": plots,
+            "plots": kept,
             BASELINE_KEY: baseline_doc,
             COMPARISON_KEY: compare_with_baseline(metrics[QUALITY_METRIC], baseline_doc,
                                                   baseline_error=baseline_error, min_map50_95=min_map50_95,
@@ -311,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluate(args.model, args.data, args.output, imgsz=args.imgsz, batch=args.batch, device=args.device,
                  model_package_group=args.model_package_group, min_map50_95=args.min_map50_95,
                  min_improvement=args.min_improvement, mlflow_tracking_uri=args.mlflow_tracking_uri or None,
-                 mlflow_experiment=args.mlflow_experiment, mlflow_run_name=args.mlflow_run_name)
+                 mlflow_experiment=args.mlflow_experiment, mlflow_run_name=args.mlflow_run_name, plots=args.plots)
     except YolopipeError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         failure_dir = os.environ.get("SM_OUTPUT_DIR")

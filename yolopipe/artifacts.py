@@ -16,6 +16,8 @@ count and sizes are bounded before anything is written.
 
 from __future__ import annotations
 
+import os
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -227,8 +229,11 @@ def _check_image(path: Path) -> tuple[int, int]:
 
     if not path.is_file():
         raise ParameterError(f"{path} is not a file; give image files (JPEG, PNG, ...)")
+    # Once imported, Ultralytics wraps Image.open to pip-install a HEIF plugin for any file Pillow cannot
+    # identify; a file that is no image must be refused here, not installed for. Its wrapper keeps the original.
+    open_image = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)
     try:
-        with Image.open(path) as image:  # the header only: nothing decoded yet
+        with open_image(path) as image:  # the header only: nothing decoded yet
             width, height = image.size
     except (UnidentifiedImageError, OSError) as exc:
         raise ParameterError(f"{path} is not an image Ultralytics can read ({type(exc).__name__})") from None
@@ -262,6 +267,8 @@ def predict(weights: Path, images: Sequence[str | Path], out: Path, *, conf: flo
         raise ParameterError("give at least one image")
     paths = [Path(image) for image in images]
     sizes = [_check_image(path) for path in paths]  # every image checked before the model loads
+    # Ultralytics' INFO lines go to stdout, where they would mix with the command's own output (and --json).
+    os.environ.setdefault("YOLO_VERBOSE", "False")
     from ultralytics import YOLO
 
     model = YOLO(str(weights), task="detect")

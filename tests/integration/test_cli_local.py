@@ -60,7 +60,9 @@ def _model_and_evidence_reach_the_user(cli: Any, execution: str, report: dict[st
 
     from yolopipe.client import Yolopipe
 
-    monkeypatch.chdir(tmp_path)  # runs/ is relative to where the user stands
+    tmp_path = tmp_path / "user"  # runs/ is relative to where the user stands (not the server's runs/)
+    tmp_path.mkdir()
+    monkeypatch.chdir(tmp_path)
     # THEN report lists the training plots and the evaluation's plots besides the model
     assert report["artifacts"]["Train YOLO11.plots"].endswith("/output/output.tar.gz"), report["artifacts"]
     assert {"evaluation/BoxPR_curve.png", "evaluation/confusion_matrix.png"} <= set(report["artifacts"])

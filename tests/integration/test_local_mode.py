@@ -46,7 +46,10 @@ def test_artifacts_are_copied_to_runs_execution(main_job: tuple[Any, list[str]])
     # THEN the trained model, its evaluation, the logs and the notifications are there
     assert folder.name == result.execution_arn.rsplit("/", 1)[-1]
     for name in ("model/best.pt", "model/last.pt", "model/results.csv", "model.tar.gz", "evaluation.json",
-                 "logs/Train.log", "logs/Evaluate.log", "slack.json", "emails.txt", "summary.json", "steps.json"):
+                 "logs/Train.log", "logs/Evaluate.log", "slack.json", "emails.txt", "summary.json", "steps.json",
+                 # AND the plots: training's (output.tar.gz) and the evaluation's, as `yolopipe download` lays them out
+                 "training/results.png", "training/BoxPR_curve.png", "evaluation/BoxPR_curve.png",
+                 "evaluation/confusion_matrix.png"):
         assert (folder / name).is_file(), name
     evaluation = json.loads((folder / "evaluation.json").read_text())
     assert evaluation["metrics"]["map50_95"] == pytest.approx(result.metrics["map50_95"])

@@ -62,7 +62,7 @@ def test_the_candidate_is_scored_beside_the_approved_model(trained, job_env, tmp
     with mock_aws():
         sm, s3 = boto3.client("sagemaker"), boto3.client("s3")
         arn = _approved_group(sm, s3, tarball)
-        report = evaluate_job.evaluate(tarball, sample.root, tmp_path / "out", batch=8, device="cpu",
+        report = evaluate_job.evaluate(tarball, sample.root, tmp_path / "out", batch=8, device="cpu", plots=False,
                                        model_package_group=GROUP, min_map50_95=0.0, min_improvement=0.0,
                                        clients=(sm, s3))
     assert report["baseline"] == {"model_package_arn": arn, "version": 1, "metrics": report["metrics"]}
@@ -84,14 +84,14 @@ def test_no_approved_model_and_an_unreadable_one_leave_the_fixed_gate_alone(trai
     with mock_aws():
         sm, s3 = boto3.client("sagemaker"), boto3.client("s3")
         _approved_group(sm, s3, tarball, approve=False)
-        pending = evaluate_job.evaluate(tarball, sample.root, tmp_path / "a", batch=8, device="cpu",
+        pending = evaluate_job.evaluate(tarball, sample.root, tmp_path / "a", batch=8, device="cpu", plots=False,
                                         model_package_group=GROUP, clients=(sm, s3))
         sm.update_model_package(ModelPackageArn=sm.list_model_packages(ModelPackageGroupName=GROUP)[
             "ModelPackageSummaryList"][0]["ModelPackageArn"], ModelApprovalStatus="Approved")
         s3.delete_object(Bucket="yolopipe-test", Key="artifacts/models/job-1/output/model.tar.gz")
-        gone = evaluate_job.evaluate(tarball, sample.root, tmp_path / "b", batch=8, device="cpu",
+        gone = evaluate_job.evaluate(tarball, sample.root, tmp_path / "b", batch=8, device="cpu", plots=False,
                                      model_package_group=GROUP, min_map50_95=1.0, clients=(sm, s3))
-    alone = evaluate_job.evaluate(tarball, sample.root, tmp_path / "c", batch=8, device="cpu")
+    alone = evaluate_job.evaluate(tarball, sample.root, tmp_path / "c", batch=8, device="cpu", plots=False)
     assert pending["baseline"] is None and pending["comparison"]["verdict"] == "first model: no approved baseline"
     assert gone["baseline"] is None and gone["comparison"]["improvement"] == 1.0
     assert gone["comparison"]["baseline_error"] == "404"

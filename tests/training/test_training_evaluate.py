@@ -52,7 +52,7 @@ def test_falls_back_to_val_and_agrees_with_training(trained, tmp_path, make_data
     data = tmp_path / "no-test"
     shutil.copytree(sample.root, data, ignore=shutil.ignore_patterns("test", "*.cache"))
     (data / "data.yaml").write_text((sample.root / "data.yaml").read_text().replace("test: images/test\n", ""))
-    done = evaluate(job.model_dir, data, tmp_path / "out")
+    done = evaluate(job.model_dir, data, tmp_path / "out", "--no-plots")  # plots: the first test
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "out" / EVALUATION_FILE).read_text())
     assert report["split"] == "val"
@@ -67,7 +67,7 @@ def test_missing_model_is_one_line_error(tmp_path, make_dataset):
     THEN it exits 2 with one line saying what to pass, and writes no evaluation.json."""
     sample = make_dataset("eval-empty", train=2, val=2)
     (tmp_path / "model").mkdir()
-    done = evaluate(tmp_path / "model", sample.root, tmp_path / "out")
+    done = evaluate(tmp_path / "model", sample.root, tmp_path / "out", "--no-plots")  # plots: the first test
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "no model at" in done.stderr
     assert not (tmp_path / "out" / EVALUATION_FILE).exists()

@@ -81,9 +81,9 @@ def progress_epochs(stdout: str) -> list[tuple[int, int]]:
     return found
 
 
-def evaluate(model: Path, data: Path, output: Path) -> subprocess.CompletedProcess[str]:
+def evaluate(model: Path, data: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(EVALUATE), "--model", str(model), "--data", str(data), "--output", str(output)],
+        [sys.executable, str(EVALUATE), "--model", str(model), "--data", str(data), "--output", str(output), *extra],
         env={**os.environ, "PYTHONPATH": str(SHARED)}, capture_output=True, text=True, timeout=300, check=False,
     )
 
