@@ -258,7 +258,8 @@ def evaluation_fields() -> list[str]:
     """Every field path of evaluation.json, read from evaluate.py's document and the shared contract."""
     from yolopipe_shared import evaluation
 
-    constants = {"BASELINE_KEY": evaluation.BASELINE_KEY, "COMPARISON_KEY": evaluation.COMPARISON_KEY}
+    constants = {"BASELINE_KEY": evaluation.BASELINE_KEY, "COMPARISON_KEY": evaluation.COMPARISON_KEY,
+                 "MLFLOW_KEY": evaluation.MLFLOW_KEY}
     tree = ast.parse((ROOT / "training_code" / "evaluate.py").read_text())
     paths: list[str] = []
     for node in ast.walk(tree):
