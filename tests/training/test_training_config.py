@@ -21,6 +21,10 @@ def train_module():
     return train
 
 
+#: These tests are about settings: the model starts from its architecture (nothing downloaded).
+SCRATCH = ("--weights", "scratch")
+
+
 @pytest.fixture
 def dataset(sample_dataset):
     return sample_dataset(train=4, val=2).root
@@ -32,9 +36,9 @@ def test_arguments_and_sm_hps_resolve_to_the_same_run(train_module, dataset):
     THEN the resolved configurations are identical."""
     env = {"SM_CHANNEL_DATASET": str(dataset), "SM_MODEL_DIR": "/tmp/m"}
     argv = ["--variant", "s", "--epochs", "7", "--batch", "32", "--imgsz", "320", "--lr0", "0.02",
-            "--patience", "5", "--seed", "3", "--cache", "False", "--close-mosaic", "2", "--fliplr", "0.25"]
+            "--patience", "5", "--seed", "3", "--cache", "False", "--close-mosaic", "2", "--fliplr", "0.25", "--weights", "scratch"]
     hps = {"variant": "s", "epochs": 7, "batch": "32", "imgsz": 320, "lr0": 0.02, "patience": "5", "seed": 3,
-           "cache": False, "close_mosaic": 2, "fliplr": "0.25"}
+           "cache": False, "close_mosaic": 2, "fliplr": "0.25", "weights": "scratch"}
 
     from_argv = train_module.resolve_config(argv, env, machine=H100)
     from_hps = train_module.resolve_config([], {**env, "SM_HPS": json.dumps(hps)}, machine=H100)
@@ -50,7 +54,7 @@ def test_arguments_win_over_sm_hps(train_module, dataset):
     WHEN resolved
     THEN the run trains 9 epochs."""
     env = {"SM_CHANNEL_DATASET": str(dataset), "SM_HPS": json.dumps({"epochs": 5, "sagemaker_program": "train.py"})}
-    config = train_module.resolve_config(["--epochs", "9"], env, machine=H100)
+    config = train_module.resolve_config(["--epochs", "9", *SCRATCH], env, machine=H100)
     assert config.train_args["epochs"] == 9
 
 
@@ -59,11 +63,11 @@ def test_fast_defaults_fill_what_the_user_left_unset(train_module, dataset):
     WHEN resolved
     THEN the machine's fast values are used; what the user set is kept."""
     env = {"SM_CHANNEL_DATASET": str(dataset)}
-    auto = train_module.resolve_config(["--batch", "-1"], env, machine=H100)
+    auto = train_module.resolve_config(["--batch", "-1", *SCRATCH], env, machine=H100)
     assert auto.train_args["workers"] == 16 and auto.train_args["cache"] == "ram"
     assert auto.train_args["device"] == "0"
     assert auto.train_args["batch"] == 16, "4 images: small data keeps enough optimizer steps"
-    kept = train_module.resolve_config(["--batch", "24", "--workers", "3", "--cache", "false"], env, machine=H100)
+    kept = train_module.resolve_config(["--batch", "24", "--workers", "3", "--cache", "false", *SCRATCH], env, machine=H100)
     assert (kept.train_args["batch"], kept.train_args["workers"], kept.train_args["cache"]) == (24, 3, False)
 
 
@@ -72,7 +76,7 @@ def test_multi_gpu_uses_every_gpu_with_an_even_batch(train_module, dataset):
     WHEN resolved
     THEN training runs on devices 0-3 (Ultralytics DDP) with a batch divisible by 4."""
     four = Machine(cpus=48, ram_available_gib=180.0, gpus=tuple(Gpu("NVIDIA A10G", 22.0) for _ in range(4)))
-    config = train_module.resolve_config(["--batch", "30"], {"SM_CHANNEL_DATASET": str(dataset)}, machine=four)
+    config = train_module.resolve_config(["--batch", "30", *SCRATCH], {"SM_CHANNEL_DATASET": str(dataset)}, machine=four)
     assert config.train_args["device"] == "0,1,2,3"
     assert config.train_args["batch"] == 28
     assert config.train_args["workers"] == 12
