@@ -38,7 +38,8 @@ def test_arguments_and_sm_hps_resolve_to_the_same_run(train_module, dataset):
     argv = ["--variant", "s", "--epochs", "7", "--batch", "32", "--imgsz", "320", "--lr0", "0.02",
             "--patience", "5", "--seed", "3", "--cache", "False", "--close-mosaic", "2", "--fliplr", "0.25", "--weights", "scratch"]
     hps = {"variant": "s", "epochs": 7, "batch": "32", "imgsz": 320, "lr0": 0.02, "patience": "5", "seed": 3,
-           "cache": False, "close_mosaic": 2, "fliplr": "0.25", "weights": "scratch"}
+           "cache": False, "close_mosaic": 2, "fliplr": "0.25",
+           "weights": "scratch"}
 
     from_argv = train_module.resolve_config(argv, env, machine=H100)
     from_hps = train_module.resolve_config([], {**env, "SM_HPS": json.dumps(hps)}, machine=H100)
@@ -67,7 +68,8 @@ def test_fast_defaults_fill_what_the_user_left_unset(train_module, dataset):
     assert auto.train_args["workers"] == 16 and auto.train_args["cache"] == "ram"
     assert auto.train_args["device"] == "0"
     assert auto.train_args["batch"] == 16, "4 images: small data keeps enough optimizer steps"
-    kept = train_module.resolve_config(["--batch", "24", "--workers", "3", "--cache", "false", *SCRATCH], env, machine=H100)
+    kept = train_module.resolve_config(["--batch", "24", "--workers", "3", "--cache", "false", *SCRATCH], env,
+                                       machine=H100)
     assert (kept.train_args["batch"], kept.train_args["workers"], kept.train_args["cache"]) == (24, 3, False)
 
 
@@ -76,7 +78,8 @@ def test_multi_gpu_uses_every_gpu_with_an_even_batch(train_module, dataset):
     WHEN resolved
     THEN training runs on devices 0-3 (Ultralytics DDP) with a batch divisible by 4."""
     four = Machine(cpus=48, ram_available_gib=180.0, gpus=tuple(Gpu("NVIDIA A10G", 22.0) for _ in range(4)))
-    config = train_module.resolve_config(["--batch", "30", *SCRATCH], {"SM_CHANNEL_DATASET": str(dataset)}, machine=four)
+    config = train_module.resolve_config(["--batch", "30", *SCRATCH], {"SM_CHANNEL_DATASET": str(dataset)},
+                                         machine=four)
     assert config.train_args["device"] == "0,1,2,3"
     assert config.train_args["batch"] == 28
     assert config.train_args["workers"] == 12
