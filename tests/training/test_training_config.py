@@ -36,7 +36,8 @@ def test_arguments_and_sm_hps_resolve_to_the_same_run(train_module, dataset):
     THEN the resolved configurations are identical."""
     env = {"SM_CHANNEL_DATASET": str(dataset), "SM_MODEL_DIR": "/tmp/m"}
     argv = ["--variant", "s", "--epochs", "7", "--batch", "32", "--imgsz", "320", "--lr0", "0.02",
-            "--patience", "5", "--seed", "3", "--cache", "False", "--close-mosaic", "2", "--fliplr", "0.25", "--weights", "scratch"]
+            "--patience", "5", "--seed", "3", "--cache", "False", "--close-mosaic", "2", "--fliplr", "0.25",
+            "--weights", "scratch"]
     hps = {"variant": "s", "epochs": 7, "batch": "32", "imgsz": 320, "lr0": 0.02, "patience": "5", "seed": 3,
            "cache": False, "close_mosaic": 2, "fliplr": "0.25",
            "weights": "scratch"}
