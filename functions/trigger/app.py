@@ -1,7 +1,8 @@
 """Trigger: s3:ObjectCreated on datasets/<name>/data.yaml -> validate -> start the pipeline once.
 
 Env (template.yaml): PIPELINE_NAME, IDEMPOTENCY_TABLE, NOTIFY_TOPIC_ARN; optional MAX_EPOCHS,
-DATASET_PREFIX, IDEMPOTENCY_TTL_SECONDS, LABEL_SAMPLE, ALLOWED_INSTANCE_TYPES, MAX_RUNTIME_SECONDS.
+DATASET_PREFIX, IDEMPOTENCY_TTL_SECONDS, LABEL_SAMPLE, ALLOWED_INSTANCE_TYPES, MAX_RUNTIME_SECONDS,
+MAX_INSTANCE_COUNT.
 Logic: start_training.py; a refusal is recorded and announced by record_refusal.py.
 """
 

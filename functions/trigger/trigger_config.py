@@ -16,6 +16,7 @@ from yolopipe_shared.config import (
     IDEMPOTENCY_TTL_SECONDS,
     LABEL_SAMPLE,
     MAX_EPOCHS,
+    MAX_INSTANCE_COUNT,
     MAX_RUNTIME_SECONDS,
     NOTIFY_TOPIC_ARN,
     PIPELINE_NAME,
@@ -31,6 +32,8 @@ from yolopipe_shared.validate import DEFAULT_LABEL_SAMPLE
 DEFAULT_ALLOWED_INSTANCE_TYPES = ("ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g5.xlarge", "ml.g5.2xlarge",
                                   "ml.g6.xlarge", "ml.g6.2xlarge")
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
+#: template.yaml's default of MaxTrainingInstanceCount: an uploader trains on one instance.
+DEFAULT_MAX_INSTANCE_COUNT = 1
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,13 @@ class TriggerConfig:
     label_sample: int
     allowed_instance_types: tuple[str, ...] = DEFAULT_ALLOWED_INSTANCE_TYPES
     max_runtime_seconds: int = DEFAULT_MAX_RUNTIME_SECONDS
+    max_instance_count: int = DEFAULT_MAX_INSTANCE_COUNT
 
     @property
     def limits(self) -> StackLimits:
         """The stack's bounds on what a dataset's yolopipe.yaml may ask for."""
-        return StackLimits(self.max_epochs, self.allowed_instance_types, self.max_runtime_seconds)
+        return StackLimits(self.max_epochs, self.allowed_instance_types, self.max_runtime_seconds,
+                           self.max_instance_count)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TriggerConfig:
@@ -67,6 +72,7 @@ class TriggerConfig:
             label_sample=integer(env, LABEL_SAMPLE, DEFAULT_LABEL_SAMPLE, 1),
             allowed_instance_types=instance_types(env),
             max_runtime_seconds=integer(env, MAX_RUNTIME_SECONDS, DEFAULT_MAX_RUNTIME_SECONDS, minimum=1),
+            max_instance_count=integer(env, MAX_INSTANCE_COUNT, DEFAULT_MAX_INSTANCE_COUNT, minimum=1),
         )
 
 

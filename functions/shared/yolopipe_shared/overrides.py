@@ -29,11 +29,14 @@ MAX_OVERRIDES_NODES = 200
 @dataclass(frozen=True)
 class StackLimits:
     """The stack's bounds on what a dataset may choose (template parameters MaxEpochs,
-    AllowedTrainingInstanceTypes, MaxTrainingRuntimeSeconds). None: only the parameter's own bounds."""
+    AllowedTrainingInstanceTypes, MaxTrainingRuntimeSeconds, MaxTrainingInstanceCount). None: only the
+    parameter's own bounds."""
 
     max_epochs: int | None = None
     allowed_instance_types: tuple[str, ...] | None = None
     max_runtime_seconds: int | None = None
+    #: Instances training together: each multiplies the bill, so an uploader gets 1 unless the deployer allows more.
+    max_instance_count: int | None = None
 
     @classmethod
     def from_stack_parameters(cls, values: dict[str, str]) -> StackLimits:
@@ -49,7 +52,8 @@ class StackLimits:
 
         types = tuple(t.strip() for t in values.get("AllowedTrainingInstanceTypes", "").split(",") if t.strip())
         return cls(number("MaxEpochs", default.max_epochs), types or default.allowed_instance_types,
-                   number("MaxTrainingRuntimeSeconds", default.max_runtime_seconds))
+                   number("MaxTrainingRuntimeSeconds", default.max_runtime_seconds),
+                   number("MaxTrainingInstanceCount", default.max_instance_count))
 
     def check(self, name: str, value: parameters.Value) -> None:
         """Raise ParameterError when `value` of parameter `name` is outside the stack's bounds."""
@@ -63,15 +67,21 @@ class StackLimits:
                 self.max_runtime_seconds:
             raise ParameterError(f"MaxRuntimeSeconds must be at most {self.max_runtime_seconds} on this stack "
                                  f"(MaxTrainingRuntimeSeconds), got {value}")
+        if name == "TrainingInstanceCount" and self.max_instance_count is not None and int(value) > \
+                self.max_instance_count:
+            raise ParameterError(f"TrainingInstanceCount must be at most {self.max_instance_count} on this stack "
+                                 f"(MaxTrainingInstanceCount: each instance is billed), got {value}")
 
 
-#: template.yaml's defaults of MaxEpochs, AllowedTrainingInstanceTypes and MaxTrainingRuntimeSeconds: the
+#: template.yaml's defaults of MaxEpochs, AllowedTrainingInstanceTypes, MaxTrainingRuntimeSeconds and
+#: MaxTrainingInstanceCount: the
 #: limits a stack has unless its deployer changed them (tests/unit/shared/test_stack_limits.py compares).
 TEMPLATE_DEFAULT_LIMITS = StackLimits(
     max_epochs=300,
     allowed_instance_types=("ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge",
                             "ml.g6.2xlarge"),
     max_runtime_seconds=86400,
+    max_instance_count=1,
 )
 
 

@@ -1,5 +1,5 @@
 """A dataset's yolopipe.yaml gets the same verdict from `dataset validate`, `upload` and the trigger:
-each applies the stack's bounds (MaxEpochs, AllowedTrainingInstanceTypes, MaxTrainingRuntimeSeconds)."""
+each applies the stack's bounds (MaxEpochs, AllowedTrainingInstanceTypes, MaxTrainingRuntimeSeconds, MaxTrainingInstanceCount)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,20 @@ def test_upload_applies_the_deployed_stacks_limits(cli: Any, aws: dict[str, Any]
     assert result.code == 1
     assert "Epochs must be at most 20 on this stack (MaxEpochs)" in result.err, result.err
     assert aws["s3"].list_objects_v2(Bucket="yolopipe-unit-cli", Prefix="datasets/").get("KeyCount") == 0
+
+
+def test_a_dataset_trains_on_as_many_instances_as_the_stack_allows() -> None:
+    """GIVEN the default stack (MaxTrainingInstanceCount 1) and one deployed with 2
+    WHEN a dataset's yolopipe.yaml asks for 2 instances, then 3
+    THEN the default stack refuses 2 (each instance is billed), the wider one accepts 2 and refuses 3."""
+    from yolopipe_shared.overrides import parse_overrides
+
+    _, problems = parse_overrides("training_instance_count: 2\n", TEMPLATE_DEFAULT_LIMITS)
+    assert [p.message for p in problems] == [
+        "TrainingInstanceCount must be at most 1 on this stack (MaxTrainingInstanceCount: each instance is billed), "
+        "got 2"]
+    wider = StackLimits.from_stack_parameters({"MaxTrainingInstanceCount": "2"})
+    accepted, problems = parse_overrides("training_instance_count: 2\n", wider)
+    assert problems == [] and accepted["TrainingInstanceCount"] == 2
+    _, problems = parse_overrides("training_instance_count: 3\n", wider)
+    assert "at most 2 on this stack" in problems[0].message

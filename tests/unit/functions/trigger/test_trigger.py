@@ -224,6 +224,8 @@ def _break(root: Path, case: str) -> None:
         (root / "yolopipe.yaml").write_text("training_instance_type: ml.p5.48xlarge\n")
     elif case == "runtime-over-cap":
         (root / "yolopipe.yaml").write_text("max_runtime_seconds: 2419200\n")
+    elif case == "instances-over-cap":  # 8 instances: eight times the bill, from a file anyone with bucket access wrote
+        (root / "yolopipe.yaml").write_text("training_instance_count: 8\n")
     elif case == "nan-learning-rate":
         (root / "yolopipe.yaml").write_text("learning_rate: .nan\n")
     elif case == "batch-zero":
@@ -249,6 +251,7 @@ REFUSALS = {
     "alias-bomb-overrides": ("yolopipe.yaml", "YAML aliases"),
     "instance-not-allowed": ("yolopipe.yaml:1", "ml.p5.48xlarge is not allowed on this stack"),
     "runtime-over-cap": ("yolopipe.yaml:1", "MaxRuntimeSeconds must be at most 86400 on this stack"),
+    "instances-over-cap": ("yolopipe.yaml:1", "TrainingInstanceCount must be at most 1 on this stack"),
     "nan-learning-rate": ("yolopipe.yaml:1", "LearningRate must be a finite number"),
     "batch-zero": ("yolopipe.yaml:1", "BatchSize cannot be 0"),
 }
