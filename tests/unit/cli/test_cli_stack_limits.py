@@ -1,5 +1,6 @@
 """A dataset's yolopipe.yaml gets the same verdict from `dataset validate`, `upload` and the trigger:
-each applies the stack's bounds (MaxEpochs, AllowedTrainingInstanceTypes, MaxTrainingRuntimeSeconds, MaxTrainingInstanceCount)."""
+each applies the stack's bounds (MaxEpochs, AllowedTrainingInstanceTypes, MaxTrainingRuntimeSeconds,
+MaxTrainingInstanceCount)."""
 
 from __future__ import annotations
 
