@@ -269,7 +269,11 @@ def predict(weights: Path, images: Sequence[str | Path], out: Path, *, conf: flo
     sizes = [_check_image(path) for path in paths]  # every image checked before the model loads
     # Ultralytics' INFO lines go to stdout, where they would mix with the command's own output (and --json).
     os.environ.setdefault("YOLO_VERBOSE", "False")
-    from ultralytics import YOLO
+    try:
+        from ultralytics import YOLO
+    except ImportError:  # the CLI alone does not need torch: predicting does
+        raise YolopipeError("predict runs the model with Ultralytics, which is not installed here: "
+                            "pip install 'yolopipe[train]'") from None
 
     model = YOLO(str(weights), task="detect")
     imgsz = ((getattr(model, "ckpt", None) or {}).get("train_args") or {}).get("imgsz") or 640

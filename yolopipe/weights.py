@@ -39,7 +39,12 @@ def offline() -> bool:
 
 def official_weights(variant: str) -> Path:
     """yolo11{variant}.pt from Ultralytics' weights folder, else downloaded there by Ultralytics."""
-    from ultralytics.utils import SETTINGS
+    try:
+        from ultralytics.utils import SETTINGS
+        from ultralytics.utils.downloads import attempt_download_asset
+    except ImportError:  # the CLI alone does not need torch: fetching the official weights does
+        raise WeightsUnavailable("weights stage downloads with Ultralytics, which is not installed here: "
+                                 "pip install 'yolopipe[train]'") from None
 
     name = official_name(variant)
     target = Path(SETTINGS["weights_dir"]) / name
@@ -48,8 +53,6 @@ def official_weights(variant: str) -> Path:
     if offline():
         raise WeightsUnavailable(f"offline (YOLO_OFFLINE): {name} is not in {target.parent}; copy it there or "
                                  "run `yolopipe weights stage` where the internet is reachable")
-    from ultralytics.utils.downloads import attempt_download_asset
-
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         path = Path(attempt_download_asset(target))

@@ -29,7 +29,7 @@ import shlex
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,9 @@ class Stage:
         self.ran: dict[tuple[str, ...], tuple[str, int, str]] = {}
         self.failures: list[str] = []
         self.seconds: dict[tuple[str, ...], float] = {}
+        #: Executions this test stopped (one training is enough): a command about one may exit 1, as the
+        #: README's table says for an execution that is Stopped (`download`: no trained model).
+        self.stopped: set[str] = set()
 
     # values ------------------------------------------------------------------------------------
     def latest_arn(self) -> str:
@@ -148,6 +151,8 @@ class Stage:
         return [
             (r"arn\.rsplit\(.*\)\[-1\]", lambda: arn().rsplit("/", 1)[-1]),
             (r"(\w+\.)?arn", arn),
+            (r"sources\.execution_id", lambda: arn().rsplit("/", 1)[-1]),
+            (r"(\w+\.)?variant", lambda: "n"),
             (r"(args\.)?path|result\.root|root", lambda: "./cats"),
             (r"(args\.)?name", lambda: "cats"),
             (r"(result\.)?s3_uri|uri", lambda: f"s3://{self.bucket()}/datasets/cats/"),
@@ -209,6 +214,8 @@ class Stage:
         ended = re.findall(r"^(Succeeded|Failed|Stopped) after", out.getvalue(), re.M)
         # watch: 0 only on Succeeded; an execution this test stopped is Stopped (1); none should fail
         expected = 1 if ended and ended[-1] == "Stopped" else 0
+        if code != expected and code == 1 and self.about_a_stopped_execution(argv):
+            expected = 1  # e.g. `download latest` after this test stopped the latest run: nothing trained
         if code != expected:
             self.failures.append(f"{where}: `yolopipe {shlex.join(argv)}` exited {code}, expected {expected}:\n"
                                  f"{printed[-1500:]}\nlocal serve said:\n" + "\n".join(self.lines[-15:]))
@@ -226,8 +233,14 @@ class Stage:
                 if run["PipelineExecutionStatus"] == "Executing":
                     arn = run["PipelineExecutionArn"]
                     sagemaker.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=uuid.uuid4().hex)
+                    self.stopped.add(arn)
                     self.wait_for(lambda arn=arn: sagemaker.describe_pipeline_execution(
                         PipelineExecutionArn=arn)["PipelineExecutionStatus"] not in ("Executing", "Stopping"))
+
+    def about_a_stopped_execution(self, argv: list[str]) -> bool:
+        """Whether the command names (or means by `latest`) an execution this test stopped."""
+        ids = {arn.rsplit("/", 1)[-1] for arn in self.stopped} | self.stopped
+        return ("latest" in argv and self.latest_arn() in self.stopped) or any(token in ids for token in argv)
 
     @staticmethod
     def wait_for(done: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -249,6 +262,7 @@ def _datasets(work: Path, sample_dataset: Callable[..., Any]) -> None:
     coco = work / "coco"
     coco.mkdir()
     images = sorted((work / "cats" / "images" / "train").glob("*.jpg"))
+    (work / "photo.jpg").write_bytes(images[0].read_bytes())  # what `predict latest photo.jpg` looks at
     for image in images:
         (coco / image.name).write_bytes(image.read_bytes())
     (coco / "instances.json").write_text(json.dumps({
@@ -259,8 +273,26 @@ def _datasets(work: Path, sample_dataset: Callable[..., Any]) -> None:
     }))
 
 
+@pytest.fixture
+def official_weights_at_hand(tmp_path: Path) -> Iterator[Path]:
+    """Ultralytics' weights folder holds a yolo11n.pt, as after a download (nothing downloads here: it is a
+    YOLO11n built from its architecture), so `weights stage n` stages it as it would the official file."""
+    from ultralytics import YOLO
+    from ultralytics.utils import SETTINGS
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    before = SETTINGS["weights_dir"]
+    SETTINGS.update({"weights_dir": str(folder)})
+    try:
+        YOLO("yolo11n.yaml").save(folder / "yolo11n.pt")
+        yield folder
+    finally:
+        SETTINGS.update({"weights_dir": before})
+
+
 def test_every_command_example_and_hint_runs_with_its_documented_exit_code(
-    served: Any, sample_dataset: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served: Any, sample_dataset: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, official_weights_at_hand: Path
 ) -> None:
     from yolopipe.cli.parser import build_parser
 

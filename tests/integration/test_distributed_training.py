@@ -90,7 +90,8 @@ def runs(aws: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[int, list[d
     jobs, instances = [], {}
     for count in (2, 1):
         values = {**parameters.dataset_parameters(dataset_uri, "v1"), "Epochs": 1, "ImageSize": 64,
-                  "BatchSize": GLOBAL_BATCH, "LearningRate": 1e-6, "TrainingInstanceCount": count}
+                  "BatchSize": GLOBAL_BATCH, "LearningRate": 1e-6, "TrainingInstanceCount": count,
+                  "Weights": "scratch"}
         scope = Scope(parameters=resolve_parameters(definition, parameters.to_execution_parameters(values)),
                       execution={"PipelineExecutionId": f"dist{count}", "PipelineName": "yolopipe"},
                       read_s3=lambda uri: s3.get_object(Bucket=split_s3(uri)[0], Key=split_s3(uri)[1])["Body"].read())

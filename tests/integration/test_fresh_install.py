@@ -54,17 +54,28 @@ def _fresh_install(tmp_path: Path) -> Path:
 
 
 #: Run by the fresh interpreter: every module a core file imports (at the top or inside a function)
-#: must be installed. yolopipe/local needs the `local` extra and is left out.
+#: must be installed, unless the import is guarded (`try: ... except ImportError:`, which says what to
+#: install: `predict` and `weights stage` need Ultralytics, the `train` extra). yolopipe/local needs the
+#: `local` extra and is left out.
 IMPORT_CHECK = """
 import ast, importlib.util, sys
 from pathlib import Path
 import yolopipe, yolopipe_shared
+def catches_import_error(handler):
+    return handler.type is not None and any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError")
+                                            for n in ast.walk(handler.type))
 for package in (yolopipe, yolopipe_shared):
     root = Path(package.__file__).parent
     for path in sorted(root.rglob("*.py")):
         if "local" in path.relative_to(root).parts:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        guarded = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.Try)
+                   and any(catches_import_error(h) for h in node.handlers)
+                   for statement in node.body for inner in ast.walk(statement)}
+        for node in ast.walk(tree):
+            if id(node) in guarded:
+                continue
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -96,9 +107,16 @@ def test_a_fresh_pip_install_runs_help_and_an_upload_dry_run(tmp_path: Path, sam
                                  capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
         imports = subprocess.run([str(bin_dir / "python"), "-c", IMPORT_CHECK], capture_output=True, text=True,
                                  env=env, cwd=tmp_path, timeout=120)
+        model = tmp_path / "best.pt"
+        model.write_bytes(b"not read: the command stops before")
+        predicted = subprocess.run([str(bin_dir / "yolopipe"), "predict", str(model), str(next(dataset.root.rglob(
+            "*.jpg")))], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     # THEN both work: no ImportError, no traceback
     # AND every import of the installed package is covered by its declared dependencies
     assert imports.returncode == 0 and imports.stdout == "", imports.stdout + imports.stderr
     assert helped.returncode == 0 and "exit codes:" in helped.stdout, helped.stderr
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "files to send" in planned.stdout and "Traceback" not in planned.stderr
+    # AND a command that needs an extra (predict: Ultralytics) says in one line what to install
+    assert predicted.returncode == 1 and predicted.stderr.count("\n") == 1, predicted.stderr
+    assert "pip install 'yolopipe[train]'" in predicted.stderr

@@ -23,7 +23,7 @@ typical flow:
   yolopipe report latest                           metrics, per-class table, model package
   yolopipe download latest                         best.pt, plots, evaluation.json -> runs/<execution>/
   yolopipe predict latest photo.jpg                the model on your images: annotated copies
-  yolopipe approve latest [--reject]               its model package: approved (or rejected)
+  yolopipe approve latest                          its model package: approved (--reject: rejected)
   yolopipe logs latest --follow                    the training job's own output
   yolopipe run --dataset cats --epochs 50          train again with other parameters
 
