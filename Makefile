@@ -72,10 +72,13 @@ unit: $(VENV)/.installed  ## fast tests: moto, no network
 	$(VENV)/bin/pytest -q -n auto tests/unit
 
 training: $(VENV)/.installed  ## real Ultralytics training on tiny generated data (CPU)
-	$(VENV)/bin/pytest -q tests/training
+	# Two workers: the tests of the shared trained model stay on one (xdist_group "trained"), the rest load-balance.
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup tests/training
 
 integration: $(VENV)/.installed $(TOOLKIT_VENV)/.installed  ## local mode end to end; the container contract run by AWS's toolkits
-	$(VENV)/bin/pytest -q tests/integration
+	# Two workers, one file each at a time: the local stacks and toolkit containers of different files
+	# share nothing, and much of their time is waiting on jobs (measured: see README "make test").
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests/integration
 
 cfn-lint: $(VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml

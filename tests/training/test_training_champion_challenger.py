@@ -10,6 +10,10 @@ from typing import Any
 import pytest
 from training_harness import REPO  # noqa: F401  (puts training_code on sys.path)
 
+#: With `make training`'s two workers, the tests of the one shared trained model (conftest `trained`)
+#: run on one worker, so it is trained once.
+pytestmark = pytest.mark.xdist_group("trained")
+
 GROUP = "yolopipe-models"
 
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import tarfile
 
+import pytest
 from training_harness import evaluate
 
 from yolopipe_shared.evaluation import EVALUATION_FILE, METRICS, headline_metrics
+
+#: With `make training`'s two workers, the tests of the one shared trained model (conftest `trained`)
+#: run on one worker, so it is trained once.
+pytestmark = pytest.mark.xdist_group("trained")
 
 
 def _labels(root, split):

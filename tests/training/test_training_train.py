@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import yaml
 from training_harness import progress_epochs
+
+#: With `make training`'s two workers, the tests of the one shared trained model (conftest `trained`)
+#: run on one worker, so it is trained once.
+pytestmark = pytest.mark.xdist_group("trained")
 
 
 def test_training_writes_the_model_dir_a_user_gets(trained):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from training_harness import FAST, Job
+
+#: With `make training`'s two workers, the tests of the one shared trained model (conftest `trained`)
+#: run on one worker, so it is trained once.
+pytestmark = pytest.mark.xdist_group("trained")
 
 
 def test_pretrained_offline_fails_in_one_line_saying_how_to_stage(make_dataset, tmp_path):
