@@ -62,6 +62,20 @@ def isolation_problem() -> str | None:
     return None
 
 
+def toolkit_test_marks() -> list[Any]:
+    """The marks of a module whose tests run containers through the toolkits: skipped, saying why, where
+    .venv-toolkit or a private mount namespace is missing."""
+    import pytest
+
+    problem = isolation_problem()
+    return [
+        pytest.mark.integration,
+        pytest.mark.skipif(not (TOOLKIT_VENV / ".installed").is_file(),
+                           reason="needs .venv-toolkit: make .venv-toolkit/.installed (make integration does)"),
+        pytest.mark.skipif(problem is not None, reason=str(problem)),
+    ]
+
+
 def all_steps(definition: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Every step by name, condition branches included."""
     found: dict[str, dict[str, Any]] = {}

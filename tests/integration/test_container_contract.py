@@ -27,9 +27,9 @@ from container_harness import (
     Container,
     all_steps,
     download_prefix,
-    isolation_problem,
     job_environment,
     split_s3,
+    toolkit_test_marks,
     upload_folder,
     upload_model,
     write_training_config,
@@ -46,12 +46,7 @@ DATASET = "shapes & co (2026)"
 EXECUTION = {"PipelineExecutionId": "contract0test", "PipelineName": "yolopipe"}
 MODEL_FILES = {"best.pt", "last.pt", "args.yaml", "results.csv", "metrics.json"}
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not (TOOLKIT_VENV / ".installed").is_file(),
-                       reason="needs .venv-toolkit: make .venv-toolkit/.installed (make integration does)"),
-    pytest.mark.skipif(isolation_problem() is not None, reason=str(isolation_problem())),
-]
+pytestmark = toolkit_test_marks()
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,10 @@ from container_harness import (
     Container,
     all_steps,
     download_prefix,
-    isolation_problem,
     job_environment,
     run_together,
     split_s3,
+    toolkit_test_marks,
     training_hosts,
     upload_folder,
     write_training_config,
@@ -46,12 +46,7 @@ MODEL_FILES = {"best.pt", "last.pt", "args.yaml", "results.csv", "metrics.json"}
 IDENTICAL_BATCHES = {"mosaic": "0", "fliplr": "0", "hsv_h": "0", "hsv_s": "0", "hsv_v": "0", "translate": "0",
                      "scale": "0", "plots": "false", "val": "false", "warmup_epochs": "0", "optimizer": "SGD"}
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not (TOOLKIT_VENV / ".installed").is_file(),
-                       reason="needs .venv-toolkit: make .venv-toolkit/.installed (make integration does)"),
-    pytest.mark.skipif(isolation_problem() is not None, reason=str(isolation_problem())),
-]
+pytestmark = toolkit_test_marks()
 
 
 @pytest.fixture(scope="module")
