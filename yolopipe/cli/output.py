@@ -7,12 +7,9 @@ import json
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from yolopipe_shared import parameters
-
-if TYPE_CHECKING:
-    from yolopipe_shared.execution_report import ExecutionStatus
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # dataset problems, execution Failed/Stopped, a doctor check failed
@@ -109,44 +106,6 @@ def cost_table(cost: dict[str, Any]) -> str:
 
 def err(message: str) -> None:
     sys.stderr.write(f"yolopipe: {message}\n")
-
-
-class StatusRenderer:
-    """The live step table: redrawn in place on a terminal, printed on change otherwise."""
-
-    def __init__(self, out: TextIO, *, json_lines: bool) -> None:
-        self.out = out
-        self.json_lines = json_lines
-        self.live = out.isatty() and not json_lines
-        self.drawn = 0
-        self.last = ""
-
-    def __call__(self, status: ExecutionStatus) -> None:
-        if self.json_lines:
-            self.out.write(json.dumps(status.to_dict(), default=str) + "\n")
-            self.out.flush()
-            return
-        rows = [(s.name, s.type, s.status, fmt_seconds(s.elapsed_s), s.failure_reason[:70]) for s in status.steps]
-        text = (f"{status.display_name or status.arn.rsplit('/', 1)[-1]}: {status.status} "
-                f"({fmt_seconds(status.elapsed_s)})\n"
-                + (table(rows, ("STEP", "TYPE", "STATUS", "ELAPSED", "REASON")) if rows else "(no step started yet)"))
-        if self.live:
-            import shutil
-
-            width = shutil.get_terminal_size().columns
-            text = "\n".join(line[:width - 1] for line in text.split("\n"))  # no wrapping: redraw stays exact
-            if self.drawn:
-                self.out.write(f"\x1b[{self.drawn}F\x1b[J")  # back to the table's first line, clear below
-            self.out.write(text + "\n")
-            self.drawn = text.count("\n") + 1
-        else:
-            changed = text.split("\n", 1)[1] if "\n" in text else text
-            key = status.status + changed
-            if key == self.last:
-                return
-            self.last = key
-            self.out.write(text + "\n")
-        self.out.flush()
 
 
 def progress_bar(total: int, *, enabled: bool) -> Any:
