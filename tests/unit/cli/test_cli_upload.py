@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -23,9 +24,11 @@ def _local_keys(root: Path, name: str) -> set[str]:
 
 
 def _recording_client(order: list[str]) -> Any:
-    """An S3 client that notes the order in which objects are written."""
+    """An S3 client that notes the order in which objects are written, as the requests leave it (both the
+    put_object calls and the direct PUTs pass its before-send handlers)."""
     s3 = boto3.client("s3")
-    s3.meta.events.register("before-call.s3.PutObject", lambda params, **_: order.append(params["url_path"]))
+    s3.meta.events.register_first("before-send.s3.PutObject",
+                                  lambda request, **_: order.append(urlsplit(request.url).path))
     return s3
 
 
