@@ -3,20 +3,23 @@ put_object would land them, and falling back to put_object whenever the direct p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.credentials import Credentials
 from botocore.httpchecksum import Crc32Checksum
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
-from yolopipe.direct_put import MAX_FAILURES, DirectPut, crc32_header
+from yolopipe.direct_put import MAX_FAILURES, DirectPut, crc32_header, sign_put
 from yolopipe.upload import upload_dataset
 
 BUCKET = "yolopipe-direct-put"
@@ -51,6 +54,35 @@ def test_crc32_header_is_the_checksum_botocore_sends() -> None:
         botocore_crc = Crc32Checksum()
         botocore_crc.update(body)
         assert crc32_header(body) == botocore_crc.b64digest()
+
+
+@pytest.mark.parametrize(("url", "token", "sign_payload"), [
+    (f"https://{BUCKET}.s3.eu-west-1.amazonaws.com/datasets/x/images/{quote('Zébre ünï 猫 a+b&c=%.jpg', safe='/~')}",
+     None, False),
+    (f"https://{BUCKET}.s3.us-east-1.amazonaws.com:443/datasets/x/labels/a%20b.txt", "session-token", False),
+    ("http://127.0.0.1:4566/yolopipe-direct-put/datasets/x/tilde~.jpg", None, True),
+    ("http://localhost:80/yolopipe-direct-put/datasets/x/a.jpg", "tok", True),
+])
+def test_the_direct_signature_is_the_one_botocore_computes(url: str, token: str | None, sign_payload: bool) -> None:
+    # GIVEN a PUT as the direct path builds it (odd keys, a session token, HTTPS or HTTP, a default port)
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    body = os.urandom(777)
+    headers = {"Content-Type": "image/jpeg", "x-amz-sdk-checksum-algorithm": "CRC32",
+               "x-amz-checksum-crc32": crc32_header(body)}
+    region = "eu-west-1" if "eu-west-1" in url else "us-east-1"
+    # WHEN it is signed
+    sign_put(url, body, headers, credentials, region, sign_payload=sign_payload, amz_date="20261130T120000Z")
+    # THEN botocore's own S3 signer, on the same request and time, gets the same signed headers and signature
+    auth = S3SigV4Auth(credentials, "s3", region)
+    request = AWSRequest(method="PUT", url=url, data=body,
+                         headers={k: v for k, v in headers.items() if k not in ("Authorization", "Host")})
+    request.context["timestamp"] = "20261130T120000Z"
+    signed_headers = auth.signed_headers(auth.headers_to_sign(request))
+    signature = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+    assert headers["Authorization"] == (f"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261130/{region}/s3/aws4_request, "
+                                        f"SignedHeaders={signed_headers}, Signature={signature}")
+    # AND the payload is SHA-256-signed on HTTP and left unsigned on HTTPS with its checksum, as botocore does
+    assert headers["X-Amz-Content-SHA256"] == (hashlib.sha256(body).hexdigest() if sign_payload else "UNSIGNED-PAYLOAD")
 
 
 @set_initial_no_auth_action_count(4)
@@ -168,10 +200,10 @@ def test_when_s3_refuses_direct_puts_every_file_still_lands_through_put_object(t
     def slow_down(request: Any, **_: Any) -> AWSResponse | None:
         if ".jpg" in request.url and request.url not in refused:
             refused.add(request.url)
-            return AWSResponse(request.url, 503, {}, _Raw(b"<Error><Code>SlowDown</Code></Error>"))
+            return AWSResponse(request.url, 503, {}, _Raw(b"<Error><Code>SlowDown</Code></Error>"))  # type: ignore[arg-type]
         return None
 
-    s3.meta.events.register_first("before-send.s3.PutObject", slow_down)
+    s3.meta.events.register_first("before-send.s3.PutObject", slow_down)  # type: ignore[arg-type]
     files = _dataset(tmp_path)
     # WHEN the dataset is uploaded
     result = upload_dataset(s3, tmp_path, BUCKET, "slow", workers=4)
@@ -195,8 +227,115 @@ class _Raw:
 @pytest.mark.parametrize("endpoint", [None, "http://127.0.0.1:4566"])
 def test_the_pinned_botocore_still_has_what_the_direct_path_reads(endpoint: str | None) -> None:
     # GIVEN the botocore this project pins WHEN a client is made (AWS or an emulator's endpoint)
-    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="a",
-                      aws_secret_access_key="b")
+    s3: Any = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="a",
+                           aws_secret_access_key="b")
     # THEN the two internals the direct path uses exist (else every file would quietly take put_object)
     assert s3._request_signer._credentials is not None
     assert hasattr(s3._endpoint.http_session, "send")
+
+
+# --- on the wire: moto's S3 server over HTTP and over TLS ------------------------------------------
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA): cert.pem, key.pem."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def s3_server(tmp_path: Path) -> Any:
+    """moto's S3 as a server on 127.0.0.1: start(tls) -> endpoint URL; its certificate in tmp_path/server.pem,
+    its TLS context in start.contexts."""
+    import threading
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    servers: list[Any] = []
+
+    def start(tls: bool) -> str:
+        context = None
+        if tls:
+            import ssl
+
+            cert, key = _certificate(tmp_path, "server")
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+        server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), True,
+                             request_handler=MotoRequestHandler, ssl_context=context)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        contexts.append(context)
+        return f"{'https' if tls else 'http'}://127.0.0.1:{server.server_port}"
+
+    contexts: list[Any] = []
+    start.contexts = contexts  # type: ignore[attr-defined]
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_direct_puts_on_the_wire_land_byte_for_byte(s3_server: Any, tmp_path: Path, tls: bool) -> None:
+    # GIVEN S3 as a server (over TLS: a certificate the client trusts through its `verify` CA bundle)
+    endpoint = s3_server(tls)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="a",
+                      aws_secret_access_key="b", verify=str(tmp_path / "server.pem") if tls else None)
+    bucket = f"{BUCKET}-{'tls' if tls else 'plain'}"  # one moto server state for the whole process
+    s3.create_bucket(Bucket=bucket)
+    files = _dataset(tmp_path / "data")
+    calls = _count_calls(s3)
+    # WHEN the dataset is uploaded
+    result = upload_dataset(s3, tmp_path / "data", bucket, "wire", workers=4)
+    # THEN every file landed with its bytes and only the first and data.yaml took put_object
+    assert result.uploaded == len(files)
+    for rel, body in files.items():
+        assert s3.get_object(Bucket=bucket, Key=f"datasets/wire/{rel}")["Body"].read() == body
+    assert len(calls) == 2
+
+
+def test_direct_puts_never_skip_the_tls_check(s3_server: Any, tmp_path: Path) -> None:
+    from botocore.exceptions import SSLError
+
+    # GIVEN S3 over TLS whose certificate the client trusts, until a man in the middle with another
+    # certificate answers the connections opened after the first file
+    endpoint = s3_server(True)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="a",
+                      aws_secret_access_key="b", verify=str(tmp_path / "server.pem"))
+    bucket = f"{BUCKET}-mitm"
+    s3.create_bucket(Bucket=bucket)
+    other_cert, other_key = _certificate(tmp_path, "other")
+
+    def man_in_the_middle(files: int, size: int) -> None:
+        s3_server.contexts[0].load_cert_chain(other_cert, other_key)
+
+    files = _dataset(tmp_path / "data")
+    # WHEN the dataset is uploaded
+    # THEN the direct PUTs refuse the certificate as put_object does, the upload fails on it,
+    # and nothing after the first file was sent
+    with pytest.raises(SSLError):
+        upload_dataset(s3, tmp_path / "data", bucket, "mitm", workers=4, progress=man_in_the_middle)
+    s3_server.contexts[0].load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    reader = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="a",
+                          aws_secret_access_key="b", verify=str(tmp_path / "server.pem"))
+    assert reader.list_objects_v2(Bucket=bucket)["KeyCount"] == 1 < len(files)
