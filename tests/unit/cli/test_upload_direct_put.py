@@ -339,3 +339,22 @@ def test_direct_puts_never_skip_the_tls_check(s3_server: Any, tmp_path: Path) ->
     reader = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="a",
                           aws_secret_access_key="b", verify=str(tmp_path / "server.pem"))
     assert reader.list_objects_v2(Bucket=bucket)["KeyCount"] == 1 < len(files)
+
+
+@mock_aws
+def test_put_object_of_a_small_file_skips_the_100_continue_round_trip_over_https() -> None:
+    from yolopipe.upload import without_small_expect_continue
+
+    # GIVEN an HTTPS client (botocore sends bodies aws-chunked with a CRC32 trailer there)
+    s3 = without_small_expect_continue(boto3.client("s3", region_name="us-east-1"))
+    s3.create_bucket(Bucket=BUCKET)
+    sent: dict[str, dict[str, Any]] = {}
+    s3.meta.events.register_first("before-send.s3.PutObject",
+                                  lambda request, **_: sent.update({request.url.rsplit("/", 1)[1]: request.headers}))
+    # WHEN a small and a large body go through put_object (the first file, the marker, any fallback)
+    s3.put_object(Bucket=BUCKET, Key="small", Body=b"x" * 1000)
+    s3.put_object(Bucket=BUCKET, Key="large", Body=b"x" * (3 * 1024 * 1024))
+    # THEN the small one does not wait a round trip for "100 Continue"; the large one still may
+    assert sent["small"].get("X-Amz-Decoded-Content-Length") == b"1000" or \
+        sent["small"].get("X-Amz-Decoded-Content-Length") == "1000"
+    assert "Expect" not in sent["small"] and "Expect" in sent["large"]
