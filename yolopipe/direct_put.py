@@ -218,23 +218,27 @@ class _Connections:
         """Send one PUT; its status. A kept connection the server has closed meanwhile is opened again once."""
         split = urlsplit(url)
         target = split.path + (f"?{split.query}" if split.query else "")
-        fresh = getattr(self._local, "connection", None) is None
-        for _ in range(2):
-            connection = self._connection()
-            try:
-                connection.request("PUT", target, body=body, headers=headers)
-                connection.sock.settimeout(self._read_timeout)
-                response = connection.getresponse()
-                response.read()
-                if response.will_close:
-                    self._drop()
-                return int(response.status)
-            except (OSError, http.client.HTTPException):
-                self._drop()
-                if fresh:
-                    raise
-                fresh = True
-        raise http.client.HTTPException("unreachable")  # pragma: no cover
+        kept = getattr(self._local, "connection", None) is not None
+        try:
+            return self._send(target, body, headers)
+        except (OSError, http.client.HTTPException):
+            if not kept:
+                raise
+        return self._send(target, body, headers)  # PUT is idempotent: once more, on a new connection
+
+    def _send(self, target: str, body: bytes, headers: dict[str, str]) -> int:
+        connection = self._connection()
+        try:
+            connection.request("PUT", target, body=body, headers=headers)
+            connection.sock.settimeout(self._read_timeout)
+            response = connection.getresponse()
+            response.read()
+        except BaseException:
+            self._drop()
+            raise
+        if response.will_close:
+            self._drop()
+        return int(response.status)
 
     def _connection(self) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)

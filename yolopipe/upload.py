@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ DATASETS_PREFIX = "datasets/"
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 PART_SIZE = 8 * 1024 * 1024
 DEFAULT_WORKERS = 32
+#: Parts in flight for multipart files: `aws s3 cp`'s default. 8 MiB parts fill a link with fewer
+#: streams than small files need to hide latency; more only added contention (bench/README.md).
+LARGE_CONCURRENCY = 10
 EXPECT_CONTINUE_THRESHOLD = 2 * 1024 * 1024
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}")
 #: Never uploaded: hidden files/folders (.DS_Store, .git) and Ultralytics' label caches.
@@ -284,12 +288,17 @@ def upload_dataset(
     # The marker goes last and only if something changed (or it did): a re-run of a finished
     # upload must not start a second training on the same data.
     if trigger and plan.marker is not None and (result.uploaded or result.deleted or not plan.marker_up_to_date):
-        result.bytes_sent += _put(s3, bucket, plan.marker)
+        written = s3.put_object(Bucket=bucket, Key=plan.marker.key, Body=plan.marker.path.read_bytes(),
+                                ContentType=_content_type(plan.marker))
+        result.bytes_sent += plan.marker.size
         result.uploaded += 1
         result.marker_written = True
-        head = s3.head_object(Bucket=bucket, Key=plan.marker.key)
-        result.marker_time = head.get("LastModified")
-        result.marker_version = dataset_version(head.get("VersionId"), head.get("ETag"))
+        # When and which: from the PUT's own response (its Date, to the second as Last-Modified is;
+        # VersionId, ETag), not a HEAD after it: one round trip less on every upload.
+        date = written.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        result.marker_time = parsedate_to_datetime(date) if date else \
+            s3.head_object(Bucket=bucket, Key=plan.marker.key).get("LastModified")
+        result.marker_version = dataset_version(written.get("VersionId"), written.get("ETag"))
         if progress:
             progress(1, plan.marker.size)
     elif plan.marker is not None and plan.marker_up_to_date:
@@ -347,12 +356,13 @@ def _put_small(s3: Any, bucket: str, item: LocalFile, direct: DirectPut | None) 
 def _send_large(s3: Any, bucket: str, items: list[LocalFile], workers: int, progress: Progress | None,
                 result: UploadResult) -> None:
     """Multipart files through one s3transfer manager, as `aws s3 cp` does: the parts of every file go in
-    parallel (`workers` at a time), not one file per thread with its parts in sequence (3 files of 64 MiB
-    were 3 streams). Parts of PART_SIZE, so local_etag still predicts the ETag."""
+    parallel (LARGE_CONCURRENCY at a time, fewer if `workers` says so), not one file per thread with its
+    parts in sequence (3 files of 64 MiB were 3 streams). Parts of PART_SIZE, so local_etag still predicts
+    the ETag."""
     from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
     config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE,
-                            max_concurrency=max(1, workers), use_threads=True)
+                            max_concurrency=max(1, min(workers, LARGE_CONCURRENCY)), use_threads=True)
     manager = create_transfer_manager(s3, config)
     try:
         futures = [(manager.upload(str(item.path), bucket, item.key, extra_args={"ContentType": _content_type(item)}),

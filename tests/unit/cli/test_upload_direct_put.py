@@ -358,3 +358,47 @@ def test_put_object_of_a_small_file_skips_the_100_continue_round_trip_over_https
     assert sent["small"].get("X-Amz-Decoded-Content-Length") == b"1000" or \
         sent["small"].get("X-Amz-Decoded-Content-Length") == "1000"
     assert "Expect" not in sent["small"] and "Expect" in sent["large"]
+
+
+def test_a_kept_connection_the_server_dropped_is_opened_again_and_a_dead_server_is_an_error() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from yolopipe.direct_put import _Connections
+
+    received: list[bytes] = []
+
+    class KeepAliveThenDrop(BaseHTTPRequestHandler):
+        """Keeps each connection open, then drops it without a word after its second request (as S3 does
+        with idle connections)."""
+
+        protocol_version = "HTTP/1.1"
+        served = 0
+
+        def do_PUT(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.served += 1
+            self.close_connection = self.served == 2
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    # GIVEN such a server and the direct path's connections to it
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveThenDrop)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    connections = _Connections("http", "127.0.0.1", server.server_port, (5.0, 5.0), None)
+    # WHEN ten PUTs go one after the other from one thread
+    statuses = [connections.put(f"http://127.0.0.1/b/k{i}", f"body{i}".encode(), {"Content-Type": "text/plain"})
+                for i in range(10)]
+    # THEN each landed once, in order: a dropped connection was opened again, nothing was lost or doubled
+    assert statuses == [200] * 10
+    assert received == [f"body{i}".encode() for i in range(10)]
+    # AND once the server is gone, a PUT is an error (the caller sends the file through put_object)
+    server.shutdown()
+    server.server_close()
+    connections._drop()
+    with pytest.raises(OSError):
+        connections.put("http://127.0.0.1/b/k", b"x", {"Content-Type": "text/plain"})
