@@ -39,6 +39,19 @@ def _dataset(root: Path) -> dict[str, bytes]:
     return files
 
 
+def _uploader(statements: list[dict[str, Any]]) -> tuple[Any, str]:
+    """The bucket, and an S3 client of an IAM user with only these statements (4 calls: under
+    set_initial_no_auth_action_count(4), every later request has its signature checked)."""
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_user(UserName="uploader")
+    iam.put_user_policy(UserName="uploader", PolicyName="upload",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    key = iam.create_access_key(UserName="uploader")["AccessKey"]
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    return boto3.client("s3", region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
+                        aws_secret_access_key=key["SecretAccessKey"]), key["AccessKeyId"]
+
+
 def _count_calls(s3: Any) -> list[str]:
     """Keys sent through put_object (botocore's full call path), in order."""
     calls: list[str] = []
@@ -90,16 +103,9 @@ def test_the_direct_signature_is_the_one_botocore_computes(url: str, token: str 
 def test_direct_puts_pass_s3s_signature_check_and_land_byte_for_byte(tmp_path: Path) -> None:
     # GIVEN S3 checking every request's SigV4 signature (after 4 setup calls), and a user allowed
     # only to list the bucket and put and get its objects
-    iam = boto3.client("iam", region_name="us-east-1")
-    iam.create_user(UserName="uploader")
-    iam.put_user_policy(UserName="uploader", PolicyName="upload", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"},
-            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}))
-    key = iam.create_access_key(UserName="uploader")["AccessKey"]
-    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
-                      aws_secret_access_key=key["SecretAccessKey"])
+    s3, _ = _uploader([{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"},
+                       {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+                        "Resource": f"arn:aws:s3:::{BUCKET}/*"}])
     files = _dataset(tmp_path)
     calls = _count_calls(s3)
     # WHEN a dataset with odd file names is uploaded
@@ -150,19 +156,12 @@ def test_direct_puts_go_where_botocore_sends_put_object_signed_for_the_same_regi
 @mock_aws
 def test_a_direct_put_with_a_wrong_signature_is_refused_by_s3_and_counted(tmp_path: Path) -> None:
     # GIVEN the same signature-checking S3, and a direct route learnt from one good put_object
-    iam = boto3.client("iam", region_name="us-east-1")
-    iam.create_user(UserName="uploader")
-    iam.put_user_policy(UserName="uploader", PolicyName="upload", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}))
-    key = iam.create_access_key(UserName="uploader")["AccessKey"]
-    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
-                      aws_secret_access_key=key["SecretAccessKey"])
+    s3, access_key_id = _uploader([{"Effect": "Allow", "Action": "s3:PutObject",
+                                    "Resource": f"arn:aws:s3:::{BUCKET}/*"}])
     direct = DirectPut.learn(s3, "k/first", lambda: s3.put_object(Bucket=BUCKET, Key="k/first", Body=b"1"))
     assert direct is not None and direct.put("k/second", b"2", "text/plain")
     # WHEN its requests are signed with a wrong secret
-    direct._credentials = Credentials(key["AccessKeyId"], "not-the-secret")
+    direct._credentials = Credentials(access_key_id, "not-the-secret")
     # THEN S3 refuses each, put() says so, and after MAX_FAILURES the path is no longer usable
     for attempt in range(MAX_FAILURES):
         assert direct.usable
