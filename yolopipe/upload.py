@@ -244,17 +244,18 @@ def _content_type(item: LocalFile) -> str:
     return mimetypes.guess_type(item.path.name)[0] or "application/octet-stream"
 
 
-def _put(s3: Any, bucket: str, item: LocalFile) -> int:
+def _put(s3: Any, bucket: str, item: LocalFile) -> dict[str, Any]:
+    """One file through botocore: PutObject (its response), or in parts from MULTIPART_THRESHOLD up (a
+    data.yaml that large; no response: {})."""
     content_type = _content_type(item)
     if item.size < MULTIPART_THRESHOLD:
-        s3.put_object(Bucket=bucket, Key=item.key, Body=item.path.read_bytes(), ContentType=content_type)
-    else:
-        from boto3.s3.transfer import TransferConfig
+        return dict(s3.put_object(Bucket=bucket, Key=item.key, Body=item.path.read_bytes(), ContentType=content_type))
+    from boto3.s3.transfer import TransferConfig
 
-        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE,
-                                use_threads=False)
-        s3.upload_file(str(item.path), bucket, item.key, ExtraArgs={"ContentType": content_type}, Config=config)
-    return item.size
+    config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE,
+                            use_threads=False)
+    s3.upload_file(str(item.path), bucket, item.key, ExtraArgs={"ContentType": content_type}, Config=config)
+    return {}
 
 
 def upload_dataset(
@@ -288,16 +289,19 @@ def upload_dataset(
     # The marker goes last and only if something changed (or it did): a re-run of a finished
     # upload must not start a second training on the same data.
     if trigger and plan.marker is not None and (result.uploaded or result.deleted or not plan.marker_up_to_date):
-        written = s3.put_object(Bucket=bucket, Key=plan.marker.key, Body=plan.marker.path.read_bytes(),
-                                ContentType=_content_type(plan.marker))
+        written = _put(s3, bucket, plan.marker)
         result.bytes_sent += plan.marker.size
         result.uploaded += 1
         result.marker_written = True
         # When and which: from the PUT's own response (its Date, to the second as Last-Modified is;
-        # VersionId, ETag), not a HEAD after it: one round trip less on every upload.
+        # VersionId, ETag), not a HEAD after it: one round trip less on every upload. A HEAD where
+        # there is no such response (a stub without headers, a multipart upload).
         date = written.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-        result.marker_time = parsedate_to_datetime(date) if date else \
-            s3.head_object(Bucket=bucket, Key=plan.marker.key).get("LastModified")
+        if date:
+            result.marker_time = parsedate_to_datetime(date)
+        else:
+            written = s3.head_object(Bucket=bucket, Key=plan.marker.key)
+            result.marker_time = written.get("LastModified")
         result.marker_version = dataset_version(written.get("VersionId"), written.get("ETag"))
         if progress:
             progress(1, plan.marker.size)
@@ -348,9 +352,9 @@ def _count(result: UploadResult, progress: Progress | None, size: int) -> None:
 
 
 def _put_small(s3: Any, bucket: str, item: LocalFile, direct: DirectPut | None) -> int:
-    if direct is not None and direct.usable and direct.put(item.key, item.path.read_bytes(), _content_type(item)):
-        return item.size
-    return _put(s3, bucket, item)  # botocore: its retries, its errors
+    if direct is None or not direct.usable or not direct.put(item.key, item.path.read_bytes(), _content_type(item)):
+        _put(s3, bucket, item)  # botocore: its retries, its errors
+    return item.size
 
 
 def _send_large(s3: Any, bucket: str, items: list[LocalFile], workers: int, progress: Progress | None,
